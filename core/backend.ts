@@ -1,0 +1,98 @@
+// The one tfjs namespace the project uses, and backend selection.
+// auto: tfjs-node-gpu -> tfjs-node -> wasm -> cpu; the first that initialises wins, and one line says why.
+import * as tf from "@tensorflow/tfjs";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { createRequire } from "node:module";
+import path from "node:path";
+
+export { tf };
+
+export const BACKENDS = ["auto", "tensorflow", "wasm", "cpu"] as const;
+export type BackendName = (typeof BACKENDS)[number];
+
+const require = createRequire(import.meta.url);
+
+/** The backend name a run should use: `VZT_BACKEND` overrides the configured value. */
+export function resolveBackendName(configured?: string): BackendName {
+  const name = process.env.VZT_BACKEND || configured || "auto";
+  if (!(BACKENDS as readonly string[]).includes(name)) {
+    const from = process.env.VZT_BACKEND ? "VZT_BACKEND" : "runtime.backend";
+    throw new Error(`${from}: unknown backend "${name}"; valid: ${BACKENDS.join(", ")}`);
+  }
+  return name as BackendName;
+}
+
+async function tryTensorflow(): Promise<string | undefined> {
+  // tfjs-node(-gpu) register the "tensorflow" backend on import. Never imported at top level:
+  // their install step downloads libtensorflow, so they are usually absent.
+  const tried: string[] = [];
+  for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
+    try {
+      await import(pkg);
+      if (await tf.setBackend("tensorflow")) return undefined;
+      tried.push(`${pkg}: loaded but the backend did not initialise`);
+    } catch (e) {
+      const msg = (e as Error).message.split("\n")[0] ?? "";
+      tried.push(`${pkg}: ${/Cannot find (package|module)/.test(msg) ? "not installed" : msg}`);
+    }
+  }
+  return tried.join("; ");
+}
+
+let wasmPathsSet = false;
+async function tryWasm(): Promise<string | undefined> {
+  try {
+    if (!wasmPathsSet) {
+      // Load the .wasm binaries from the installed package, never from the network.
+      const dir = path.dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json"));
+      setWasmPaths(path.join(dir, "dist") + path.sep);
+      wasmPathsSet = true;
+    }
+    return (await tf.setBackend("wasm")) ? undefined : "wasm: did not initialise";
+  } catch (e) {
+    return `wasm: ${(e as Error).message}`;
+  }
+}
+
+async function tryCpu(): Promise<string | undefined> {
+  return (await tf.setBackend("cpu")) ? undefined : "cpu: did not initialise";
+}
+
+const TRY: Record<Exclude<BackendName, "auto">, () => Promise<string | undefined>> = {
+  tensorflow: tryTensorflow,
+  wasm: tryWasm,
+  cpu: tryCpu,
+};
+
+/**
+ * Selects the tensor backend and returns the name in use. With no argument, `VZT_BACKEND` or "auto".
+ * An explicit name that fails to initialise is an error; "auto" falls through the chain.
+ */
+export async function setBackend(name?: BackendName, opts: { quiet?: boolean } = {}): Promise<string> {
+  const wanted = name ?? resolveBackendName();
+  if (wanted !== "auto") {
+    if (tf.getBackend() === tfName(wanted) && tf.findBackend(tfName(wanted))) return tf.getBackend();
+    const why = await TRY[wanted]();
+    if (why) throw new Error(`backend "${wanted}" is not available: ${why}`);
+    if (!opts.quiet) log(`backend: ${tf.getBackend()} (requested)`);
+    return tf.getBackend();
+  }
+  const skipped: string[] = [];
+  for (const candidate of ["tensorflow", "wasm", "cpu"] as const) {
+    const why = await TRY[candidate]();
+    if (!why) {
+      if (!opts.quiet) log(`backend: ${tf.getBackend()} (auto${skipped.length ? `; skipped ${skipped.join("; ")}` : ""})`);
+      return tf.getBackend();
+    }
+    skipped.push(why);
+  }
+  throw new Error(`no tensor backend could be initialised: ${skipped.join("; ")}`);
+}
+
+function tfName(name: Exclude<BackendName, "auto">): string {
+  return name;
+}
+
+function log(line: string): void {
+  process.stderr.write(line + "\n");
+}
