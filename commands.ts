@@ -1,0 +1,79 @@
+// The CLI's command table: name -> summary, flags and the function it calls. cli.ts only parses and dispatches.
+import type { ParseArgsConfig } from "node:util";
+
+type Flags = NonNullable<ParseArgsConfig["options"]>;
+type Values = Record<string, unknown>;
+
+export interface Command {
+  summary: string;
+  usage: string;
+  options: Flags;
+  run(values: Values, positionals: string[]): Promise<number | void>;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
+
+function notYet(issue: number, what: string): Command["run"] {
+  return async () => {
+    console.error(`vzt: ${what} is not yet available in this version (planned: issue ${issue}).`);
+    return 1;
+  };
+}
+
+export const COMMANDS: Record<string, Command> = {
+  download: {
+    summary: "download a model from the Hugging Face Hub into the HF cache for offline use",
+    usage: "usage: vzt download ORG/NAME[@REVISION] [--cache-dir DIR] [--hub-url URL]",
+    options: { "cache-dir": { type: "string" }, "hub-url": { type: "string" } },
+    async run(v, pos) {
+      const repo = pos[0];
+      if (!repo) throw new Error("vzt download: give a repo id, e.g. vzt download llava-hf/llava-1.5-7b-hf");
+      const { downloadModel } = await import("./models/hub.js");
+      const [name, revision] = repo.split("@");
+      const dir = await downloadModel(name!, { revision, cacheDir: str(v["cache-dir"]), hubUrl: str(v["hub-url"]), progress: true });
+      console.log(dir);
+    },
+  },
+  inspect: {
+    summary: "show a model's family, sizes, parameter counts and how every tensor name maps (no weights read)",
+    usage: "usage: vzt inspect SOURCE [--json]     SOURCE = model folder or ORG/NAME[@REVISION]",
+    options: { json: { type: "boolean" } },
+    async run(v, pos) {
+      const source = pos[0];
+      if (!source) throw new Error("vzt inspect: give a model folder or repo id");
+      const { inspectModel, formatInspection } = await import("./models/inspect.js");
+      const report = await inspectModel(source);
+      console.log(v.json ? JSON.stringify(report, null, 2) : formatInspection(report));
+    },
+  },
+  "make-tiny": {
+    summary: "write deterministic tiny HF-format models (CLIP 336/14, LLaMA, tokenizer, LLaVA composite)",
+    usage: "usage: vzt make-tiny --out DIR [--seed N]",
+    options: { out: { type: "string" }, seed: { type: "string" } },
+    async run(v) {
+      const out = str(v.out);
+      if (!out) throw new Error("vzt make-tiny: --out DIR is required");
+      const { makeTiny } = await import("./models/make_tiny.js");
+      await makeTiny(out, { seed: v.seed === undefined ? undefined : Number(v.seed) });
+      console.log(`tiny models written to ${out}`);
+    },
+  },
+  demo: {
+    summary: "the quick-start job on the embedded tiny models (what `npm run demo` runs)",
+    usage: "usage: vzt demo [--out DIR]",
+    options: { out: { type: "string" } },
+    async run(v) {
+      const { runDemo } = await import("./demo.js");
+      await runDemo({ out: str(v.out) });
+    },
+  },
+  "make-data": { summary: "write the synthetic shapes dataset as HF-datasets Arrow shards", usage: "usage: vzt make-data shapes --out DIR", options: { out: { type: "string" } }, run: notYet(3, "make-data") },
+  prepare: { summary: "convert LLaVA JSON/JSONL + an image folder into Arrow shards", usage: "usage: vzt prepare ...", options: {}, run: notYet(3, "prepare") },
+  visualize: { summary: "draw the kept and merged patches of a reducer over an image", usage: "usage: vzt visualize --config FILE --image FILE --out FILE.png", options: {}, run: notYet(3, "visualize") },
+  validate: { summary: "check a YAML config without running it", usage: "usage: vzt validate --config FILE", options: {}, run: notYet(4, "validate") },
+  train: { summary: "projector-only fine-tuning from a YAML recipe", usage: "usage: vzt train --config FILE [--set k=v] [--resume latest|PATH]", options: {}, run: notYet(4, "train") },
+  export: { summary: "export a tuned projector in LLaVA or HF LLaVA layout", usage: "usage: vzt export --checkpoint PATH --format llava|hf --out DIR", options: {}, run: notYet(4, "export") },
+  eval: { summary: "score models on VQA-style benchmarks across reduction methods and budgets", usage: "usage: vzt eval --config FILE", options: {}, run: notYet(5, "eval") },
+  gsearch: { summary: "greedy search of a per-layer keep schedule", usage: "usage: vzt gsearch --config FILE", options: {}, run: notYet(6, "gsearch") },
+  psigmoid: { summary: "fit a P-Sigmoid keep schedule at a FLOPs budget", usage: "usage: vzt psigmoid --config FILE --budget B", options: {}, run: notYet(6, "psigmoid") },
+};

@@ -1,0 +1,268 @@
+// LLaMA-family decoder (LLaMA, Qwen2, the LLM inside LLaVA): token embeddings -> L x [RMSNorm -> GQA attention with
+// rotate-half RoPE -> residual -> RMSNorm -> SwiGLU MLP -> residual] -> final RMSNorm -> lm_head (or tied embeddings).
+// Conventions follow HF transformers: hidden state indexing, position ids from the mask, left padding.
+import { tf } from "../core/backend.js";
+import { KVCache, type LayerKV } from "./kv_cache.js";
+import { disposeLlmWeights, loadLlmWeights, type DecoderLayerWeights, type Linear, type LlmWeights } from "./llama_weights.js";
+import { readLlmConfig, type LlmConfig } from "./llm_config.js";
+import { resolveModelDir } from "./hub.js";
+import { openTensorSource } from "./weights.js";
+import { greedyGenerate, type GenerateOptions } from "./generate.js";
+
+export interface ForwardInput {
+  inputIds?: tf.Tensor2D; // [B, T] int32
+  inputsEmbeds?: tf.Tensor3D; // [B, T, C]
+  /** [B, T] (new tokens; the cache holds the past mask) or [B, past + T] (HF style). 1 = real, 0 = pad (left). */
+  attentionMask?: tf.Tensor2D;
+  /** [B, T]; default: continue each row from the cache, counting real tokens only (HF cumsum(mask) - 1). */
+  positionIds?: tf.Tensor2D;
+  /** Appended to (each layer's keys/values/mask); owns its tensors. */
+  cache?: KVCache;
+  outputHiddenStates?: boolean;
+  /** Layer indices whose attention probabilities [B, H, T, T_total] are returned. */
+  outputAttentions?: number[];
+  /** Logits for the last position only ([B, 1, V]): what decoding needs, without the [B, T, V] prefill product. */
+  lastLogitsOnly?: boolean;
+}
+
+export interface ForwardOutput {
+  logits: tf.Tensor3D; // [B, T, V] ([B, 1, V] with lastLogitsOnly)
+  /** HF indexing: 0 = embeddings, i = output of layer i-1, last (index L) = final RMSNorm of the last layer's output. */
+  hiddenStates?: tf.Tensor3D[];
+  attentions?: Map<number, tf.Tensor4D>; // layer -> [B, H, T, T_total]
+}
+
+export interface LanguageModel {
+  readonly config: LlmConfig;
+  readonly weights: LlmWeights;
+  forward(input: ForwardInput): ForwardOutput;
+  /** Token embeddings [B, T, C], for splicing projected visual tokens. */
+  embed(ids: tf.Tensor2D): tf.Tensor3D;
+  newCache(): KVCache;
+  generate(inputIds: number[][], opts: GenerateOptions): Promise<number[][]>;
+  dispose(): void;
+}
+
+/** Loads a LLaMA-family LLM from a folder (config.json + safetensors) or anything resolveModelDir accepts. */
+export async function loadLanguageModel(source: string): Promise<LanguageModel> {
+  const dir = await resolveModelDir(source);
+  const cfg = await readLlmConfig(dir);
+  const weights = await loadLlmWeights(await openTensorSource(dir), cfg);
+  return createLanguageModel(cfg, weights);
+}
+
+/** Wraps loaded weights as a LanguageModel (takes ownership of `weights`). */
+export function createLanguageModel(cfg: LlmConfig, weights: LlmWeights): LanguageModel {
+  const invFreq = ropeInvFreq(cfg);
+  const lm: LanguageModel = {
+    config: cfg,
+    weights,
+    forward: (input) => llmForward(cfg, weights, invFreq, input),
+    embed: (ids) => tf.tidy(() => tf.gather(weights.embed, tf.cast(ids, "int32")) as tf.Tensor as tf.Tensor3D),
+    newCache: () => new KVCache(cfg.layers),
+    generate: (inputIds, opts) => greedyGenerate(lm, inputIds, opts),
+    dispose: () => {
+      invFreq.dispose();
+      disposeLlmWeights(weights);
+    },
+  };
+  return lm;
+}
+
+/** inv_freq[i] = theta^(-2i/D), i < D/2 (linear rope_scaling divides by its factor). */
+export function ropeInvFreq(cfg: LlmConfig): tf.Tensor1D {
+  const half = cfg.headDim / 2;
+  const scale = cfg.ropeScaling?.type === "linear" ? 1 / cfg.ropeScaling.factor : 1;
+  const f = Float32Array.from({ length: half }, (_, i) => scale / Math.pow(cfg.ropeTheta, (2 * i) / cfg.headDim));
+  return tf.tensor1d(f, "float32");
+}
+
+/** Everything a decoder layer needs besides its weights. */
+interface LayerContext {
+  cfg: LlmConfig;
+  cos: tf.Tensor4D; // [B, 1, T, D]
+  sin: tf.Tensor4D; // [B, 1, T, D]
+  curMask: tf.Tensor2D; // [B, T] float32
+  /** Additive attention bias [B, 1, T, S] for a layer whose cache holds `past` keys (memoised per past length). */
+  bias(past: number, keyMask: tf.Tensor2D): tf.Tensor4D;
+}
+
+function llmForward(cfg: LlmConfig, w: LlmWeights, invFreq: tf.Tensor1D, input: ForwardInput): ForwardOutput {
+  if ((input.inputIds === undefined) === (input.inputsEmbeds === undefined)) {
+    throw new Error("llm forward: give exactly one of inputIds [B, T] and inputsEmbeds [B, T, C]");
+  }
+  const [B, T] = (input.inputIds ?? input.inputsEmbeds)!.shape as number[] as [number, number];
+  if (input.inputsEmbeds && input.inputsEmbeds.shape[2] !== cfg.hidden) {
+    throw new Error(`llm forward: inputsEmbeds has shape [${input.inputsEmbeds.shape}] but the model's hidden size is ${cfg.hidden}`);
+  }
+  const cache = input.cache;
+  if (cache && cache.batch !== undefined && cache.batch !== B) throw new Error(`llm forward: cache holds ${cache.batch} rows but the input has ${B}`);
+  const past0 = cache?.length(0) ?? 0;
+  const want = new Set(input.outputAttentions ?? []);
+  for (const l of want) if (!Number.isInteger(l) || l < 0 || l >= cfg.layers) throw new Error(`llm forward: outputAttentions layer ${l} is not in 0..${cfg.layers - 1}`);
+
+  const newKV: LayerKV[] = [];
+  let nextPos: tf.Tensor2D | undefined;
+  let out: { logits: tf.Tensor3D; hidden: tf.Tensor3D[]; attn: tf.Tensor4D[] };
+  try {
+    out = tf.tidy(() => {
+      const x0 = input.inputIds ? (tf.gather(w.embed, tf.cast(input.inputIds, "int32")) as tf.Tensor as tf.Tensor3D) : tf.cast(input.inputsEmbeds!, "float32"); // [B, T, C]
+      const curMask = currentMask(input.attentionMask, B, T, past0); // [B, T]
+      const base = cache?.nextPosition ?? tf.zeros([B, 1]); // [B, 1]
+      let positions: tf.Tensor2D; // [B, T] float32
+      if (input.positionIds) {
+        positions = tf.cast(input.positionIds, "float32");
+        nextPos = tf.keep(tf.slice(positions, [0, T - 1], [B, 1]).add(1));
+      } else {
+        const counted = tf.cumsum(curMask, 1).sub(1).add(base) as tf.Tensor2D;
+        positions = tf.where(curMask.equal(0), tf.onesLike(counted), counted); // pads get 1, like HF
+        nextPos = tf.keep(base.add(curMask.sum(1, true)) as tf.Tensor2D);
+      }
+      const [cos, sin] = ropeCosSin(positions, invFreq);
+      const biases = new Map<number, tf.Tensor4D>();
+      const ctx: LayerContext = {
+        cfg,
+        cos,
+        sin,
+        curMask,
+        bias: (past, keyMask) => {
+          let causal = biases.get(past);
+          if (!causal) {
+            causal = causalAllowed(T, past);
+            biases.set(past, causal);
+          }
+          // allowed = causal[i, j] * keyMask[b, j]; bias 0 where allowed, -1e9 where not (finite: no NaN rows)
+          return causal.mul(keyMask.expandDims(1).expandDims(1)).sub(1).mul(1e9) as tf.Tensor4D;
+        },
+      };
+      const { last, hidden, attn } = decoderStack(w.layers, x0, ctx, cache, want, input.outputHiddenStates === true, newKV);
+      const normed = rmsNorm(last, w.norm, cfg.eps); // [B, T, C]
+      if (input.outputHiddenStates) hidden.push(normed);
+      const h = input.lastLogitsOnly ? (tf.slice(normed, [0, T - 1, 0], [B, 1, cfg.hidden]) as tf.Tensor3D) : normed;
+      const logits = w.lmHead ? linear(h, w.lmHead) : tiedLogits(h, w.embed); // [B, T, V]
+      return { logits, hidden: hidden.map((t) => (t === input.inputsEmbeds ? t.clone() : t)), attn: want.size ? [...want].map((l) => attn.get(l)!) : [] };
+    });
+  } catch (e) {
+    for (const kv of newKV) tf.dispose([kv.keys, kv.values, kv.keyMask]);
+    nextPos?.dispose();
+    throw e;
+  }
+  if (cache) {
+    newKV.forEach((kv, l) => cache.setLayer(l, kv));
+    cache.setNextPosition(nextPos!);
+  } else nextPos?.dispose();
+  const result: ForwardOutput = { logits: out.logits };
+  if (input.outputHiddenStates) result.hiddenStates = out.hidden;
+  if (want.size) result.attentions = new Map([...want].map((l, i) => [l, out.attn[i]!]));
+  return result;
+}
+
+/**
+ * The layer loop. Per-layer decisions (e.g. which positions a layer keeps, for token pruning) belong here, passed in
+ * as values; today every layer sees every position. New cache entries are tf.keep'd into `newKV`.
+ */
+function decoderStack(
+  layers: DecoderLayerWeights[],
+  x0: tf.Tensor3D,
+  ctx: LayerContext,
+  cache: KVCache | undefined,
+  wantAttn: Set<number>,
+  keepHidden: boolean,
+  newKV: LayerKV[],
+): { last: tf.Tensor3D; hidden: tf.Tensor3D[]; attn: Map<number, tf.Tensor4D> } {
+  const hidden: tf.Tensor3D[] = keepHidden ? [x0] : [];
+  const attn = new Map<number, tf.Tensor4D>();
+  let x = x0;
+  layers.forEach((lw, l) => {
+    const r = decoderLayer(lw, x, ctx, cache?.layers[l]);
+    if (cache) newKV[l] = { keys: tf.keep(r.kv.keys), values: tf.keep(r.kv.values), keyMask: tf.keep(r.kv.keyMask) };
+    if (wantAttn.has(l)) attn.set(l, r.probs);
+    x = r.out;
+    if (keepHidden && l < layers.length - 1) hidden.push(x); // the last entry is the normed output (caller)
+  });
+  return { last: x, hidden, attn };
+}
+
+/** One pre-norm block: x + attn(norm(x)), then + mlp(norm(.)). */
+function decoderLayer(lw: DecoderLayerWeights, x: tf.Tensor3D, ctx: LayerContext, past: LayerKV | undefined): { out: tf.Tensor3D; kv: LayerKV; probs: tf.Tensor4D } {
+  const { heads: H, kvHeads: KV, headDim: D, eps, intermediate: I } = ctx.cfg;
+  const [B, T] = x.shape;
+  const G = H / KV; // query heads per KV head
+  const qkv = linear(rmsNorm(x, lw.attnNorm, eps), lw.qkv); // [B, T, (H + 2KV)·D]
+  const [qf, kf, vf] = tf.split(qkv, [H * D, KV * D, KV * D], 2) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
+  const q = rope(heads(qf, H, D), ctx.cos, ctx.sin); // [B, H, T, D]
+  const kNew = rope(heads(kf, KV, D), ctx.cos, ctx.sin); // [B, KV, T, D]
+  const vNew = heads(vf, KV, D); // [B, KV, T, D]
+  const keys = past ? (tf.concat([past.keys, kNew], 2) as tf.Tensor4D) : kNew; // [B, KV, S, D]
+  const values = past ? (tf.concat([past.values, vNew], 2) as tf.Tensor4D) : vNew; // [B, KV, S, D]
+  const keyMask = past ? (tf.concat([past.keyMask, ctx.curMask], 1) as tf.Tensor2D) : ctx.curMask.clone(); // [B, S]
+  const S = keys.shape[2];
+  // GQA: query head h = kv·G + g uses KV head kv = floor(h / G); group the G heads of a KV head along the rows.
+  const qg = q.reshape([B, KV, G * T, D]);
+  const scores = tf.matMul(qg, keys, false, true).reshape([B, H, T, S]).mul(1 / Math.sqrt(D)); // [B, H, T, S]
+  const probs = tf.softmax(scores.add(ctx.bias(past?.keys.shape[2] ?? 0, keyMask)), -1) as tf.Tensor4D; // [B, H, T, S]
+  const attnCtx = tf.matMul(probs.reshape([B, KV, G * T, S]), values).reshape([B, H, T, D]); // [B, H, T, D]
+  const merged = attnCtx.transpose([0, 2, 1, 3]).reshape([B, T, H * D]) as tf.Tensor3D; // [B, T, H·D]
+  const h = x.add(linear(merged, lw.o)) as tf.Tensor3D; // [B, T, C]
+  const gu = linear(rmsNorm(h, lw.mlpNorm, eps), lw.gateUp); // [B, T, 2I]
+  const [gate, up] = tf.split(gu, [I, I], 2);
+  const act = gate!.mul(tf.sigmoid(gate!)).mul(up!) as tf.Tensor3D; // silu(gate) * up, [B, T, I]
+  const out = h.add(linear(act, lw.down)) as tf.Tensor3D; // [B, T, C]
+  return { out, kv: { keys, values, keyMask }, probs };
+}
+
+/** [B, T, n·D] -> [B, n, T, D]. */
+function heads(x: tf.Tensor3D, n: number, D: number): tf.Tensor4D {
+  const [B, T] = x.shape;
+  return x.reshape([B, T, n, D]).transpose([0, 2, 1, 3]);
+}
+
+/** HF rotate_half RoPE: x·cos + cat(-x2, x1)·sin, x1/x2 the two halves of the head dim. */
+function rope(x: tf.Tensor4D, cos: tf.Tensor4D, sin: tf.Tensor4D): tf.Tensor4D {
+  const [x1, x2] = tf.split(x, 2, 3);
+  const rotated = tf.concat([tf.neg(x2!), x1!], 3);
+  return x.mul(cos).add(rotated.mul(sin));
+}
+
+/** cos/sin of pos·inv_freq tiled twice (emb = cat(freqs, freqs)): [B, 1, T, D] each. */
+function ropeCosSin(positions: tf.Tensor2D, invFreq: tf.Tensor1D): [tf.Tensor4D, tf.Tensor4D] {
+  const freqs = positions.expandDims(2).mul(invFreq.reshape([1, 1, -1])); // [B, T, D/2]
+  const emb = tf.concat([freqs, freqs], 2).expandDims(1) as tf.Tensor4D; // [B, 1, T, D]
+  return [tf.cos(emb), tf.sin(emb)];
+}
+
+/** [1, 1, T, past + T]: 1 where query i (at cache index past + i) may see key j (j <= past + i). */
+function causalAllowed(T: number, past: number): tf.Tensor4D {
+  const j = tf.range(0, past + T, 1, "int32").reshape([1, -1]);
+  const i = tf.range(past, past + T, 1, "int32").reshape([-1, 1]);
+  return tf.cast(tf.lessEqual(j, i), "float32").expandDims(0).expandDims(0) as tf.Tensor4D;
+}
+
+/** The mask of the new tokens [B, T] float32, from a [B, T] or HF-style [B, past + T] mask (or all ones). */
+function currentMask(mask: tf.Tensor2D | undefined, B: number, T: number, past: number): tf.Tensor2D {
+  if (!mask) return tf.ones([B, T]);
+  const [mb, mw] = mask.shape;
+  if (mb !== B || (mw !== T && mw !== past + T)) {
+    throw new Error(`llm forward: attentionMask has shape [${mask.shape}] but the input is [${B}, ${T}] with ${past} cached positions (expected [${B}, ${T}] or [${B}, ${past + T}])`);
+  }
+  const m = tf.cast(mask, "float32");
+  return mw === T ? m : tf.slice(m, [0, past], [B, T]);
+}
+
+/** RMSNorm: w · x · rsqrt(mean(x²) + eps) over the last axis. */
+function rmsNorm(x: tf.Tensor3D, w: tf.Tensor1D, eps: number): tf.Tensor3D {
+  return x.mul(tf.rsqrt(x.square().mean(-1, true).add(eps))).mul(w);
+}
+
+/** [B, T, in] · [in, out] (+ b) -> [B, T, out]. */
+function linear(x: tf.Tensor3D, l: Linear): tf.Tensor3D {
+  const [B, T, C] = x.shape;
+  const y = tf.matMul(x.reshape([B * T, C]), l.w);
+  return (l.b ? y.add(l.b) : y).reshape([B, T, l.w.shape[1]]);
+}
+
+/** Tied output projection: [B, T, C] · embedᵀ -> [B, T, V]. */
+function tiedLogits(x: tf.Tensor3D, embed: tf.Tensor2D): tf.Tensor3D {
+  const [B, T, C] = x.shape;
+  return tf.matMul(x.reshape([B * T, C]), embed, false, true).reshape([B, T, embed.shape[0]]);
+}

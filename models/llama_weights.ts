@@ -1,0 +1,167 @@
+// LLaMA-family weight map (HF names -> our names, as data), the Component for a config (prefix, layers, shapes) so
+// `vzt inspect` can classify tensor names without loading, and the load step that lays weights out for matMul.
+import { tf } from "../core/backend.js";
+import { loadComponent, type Component, type TensorSource, type WeightMap } from "./weights.js";
+import type { LlmConfig } from "./llm_config.js";
+
+/** Tensors every LLaMA-family checkpoint has. `{}` is the layer index. */
+export const LLM_WEIGHT_ENTRIES: Readonly<Record<string, string>> = {
+  "model.embed_tokens.weight": "embed",
+  "model.layers.{}.input_layernorm.weight": "layers.{}.attnNorm",
+  "model.layers.{}.self_attn.q_proj.weight": "layers.{}.q.weight",
+  "model.layers.{}.self_attn.k_proj.weight": "layers.{}.k.weight",
+  "model.layers.{}.self_attn.v_proj.weight": "layers.{}.v.weight",
+  "model.layers.{}.self_attn.o_proj.weight": "layers.{}.o.weight",
+  "model.layers.{}.post_attention_layernorm.weight": "layers.{}.mlpNorm",
+  "model.layers.{}.mlp.gate_proj.weight": "layers.{}.gate.weight",
+  "model.layers.{}.mlp.up_proj.weight": "layers.{}.up.weight",
+  "model.layers.{}.mlp.down_proj.weight": "layers.{}.down.weight",
+  "model.norm.weight": "norm",
+};
+/** Untied output projection (absent when `tie_word_embeddings`). */
+export const LM_HEAD_ENTRY: Readonly<Record<string, string>> = { "lm_head.weight": "lmHead.weight" };
+/** Qwen2 (and llama `attention_bias`): q/k/v biases. */
+export const QKV_BIAS_ENTRIES: Readonly<Record<string, string>> = {
+  "model.layers.{}.self_attn.q_proj.bias": "layers.{}.q.bias",
+  "model.layers.{}.self_attn.k_proj.bias": "layers.{}.k.bias",
+  "model.layers.{}.self_attn.v_proj.bias": "layers.{}.v.bias",
+};
+/** llama `attention_bias`: o_proj bias. */
+export const O_BIAS_ENTRY: Readonly<Record<string, string>> = { "model.layers.{}.self_attn.o_proj.bias": "layers.{}.o.bias" };
+/** llama `mlp_bias`. */
+export const MLP_BIAS_ENTRIES: Readonly<Record<string, string>> = {
+  "model.layers.{}.mlp.gate_proj.bias": "layers.{}.gate.bias",
+  "model.layers.{}.mlp.up_proj.bias": "layers.{}.up.bias",
+  "model.layers.{}.mlp.down_proj.bias": "layers.{}.down.bias",
+};
+/** Known extras under the LLM prefix, skipped on load. */
+export const LLM_IGNORE: readonly { pattern: RegExp; why: string }[] = [
+  { pattern: /^model\.layers\.\d+\.self_attn\.rotary_emb\.inv_freq$/, why: "RoPE buffer, recomputed from rope_theta" },
+  { pattern: /^model\.mm_projector\./, why: "LLaVA projector (original LLaVA layout), loaded by the projector" },
+  { pattern: /^model\.vision_tower\./, why: "vision tower (original LLaVA layout), loaded by the vision tower" },
+];
+const TIED_LM_HEAD = { pattern: /^lm_head\.weight$/, why: "tie_word_embeddings: the output projection is embed_tokens" };
+
+/** The weight map for a config: the shared entries plus the bias and lm_head entries the config implies. */
+export function llmWeightMap(cfg: LlmConfig): WeightMap {
+  return {
+    family: cfg.family,
+    entries: {
+      ...LLM_WEIGHT_ENTRIES,
+      ...(cfg.tieEmbeddings ? {} : LM_HEAD_ENTRY),
+      ...(cfg.qkvBias ? QKV_BIAS_ENTRIES : {}),
+      ...(cfg.oBias ? O_BIAS_ENTRY : {}),
+      ...(cfg.mlpBias ? MLP_BIAS_ENTRIES : {}),
+    },
+    ignore: cfg.tieEmbeddings ? [...LLM_IGNORE, TIED_LM_HEAD] : LLM_IGNORE,
+  };
+}
+
+/** Expected HF-layout shape ([out, in] for Linear weights) of every tensor, by our name. */
+export function llmShapes(cfg: LlmConfig): Record<string, number[]> {
+  const { hidden: C, heads: H, kvHeads: KV, headDim: D, intermediate: I, vocab: V } = cfg;
+  const s: Record<string, number[]> = { embed: [V, C], norm: [C], "lmHead.weight": [V, C] };
+  for (let l = 0; l < cfg.layers; l++) {
+    const p = `layers.${l}.`;
+    Object.assign(s, {
+      [p + "attnNorm"]: [C], [p + "mlpNorm"]: [C],
+      [p + "q.weight"]: [H * D, C], [p + "k.weight"]: [KV * D, C], [p + "v.weight"]: [KV * D, C], [p + "o.weight"]: [C, H * D],
+      [p + "q.bias"]: [H * D], [p + "k.bias"]: [KV * D], [p + "v.bias"]: [KV * D], [p + "o.bias"]: [C],
+      [p + "gate.weight"]: [I, C], [p + "up.weight"]: [I, C], [p + "down.weight"]: [C, I],
+      [p + "gate.bias"]: [I], [p + "up.bias"]: [I], [p + "down.bias"]: [C],
+    });
+  }
+  return s;
+}
+
+/** The LLM component of a checkpoint described by `cfg` (prefix from the config's layout). */
+export function llmComponent(cfg: LlmConfig): Component {
+  return { map: llmWeightMap(cfg), prefix: cfg.weightPrefix, numLayers: cfg.layers, shapes: llmShapes(cfg) };
+}
+
+/** y = x·w + b with w stored [in, out]. */
+export interface Linear {
+  w: tf.Tensor2D; // [in, out]
+  b?: tf.Tensor1D; // [out]
+}
+
+export interface DecoderLayerWeights {
+  attnNorm: tf.Tensor1D; // [C]
+  qkv: Linear; // [C, (H + 2KV)·D]: q, k, v fused along out
+  o: Linear; // [H·D, C]
+  mlpNorm: tf.Tensor1D; // [C]
+  gateUp: Linear; // [C, 2I]: gate, up fused along out
+  down: Linear; // [I, C]
+}
+
+export interface LlmWeights {
+  embed: tf.Tensor2D; // [V, C]
+  layers: DecoderLayerWeights[];
+  norm: tf.Tensor1D; // [C]
+  /** Untied output projection [C, V]; undefined when tied (logits use embed with transposeB). */
+  lmHead?: Linear;
+}
+
+/**
+ * Loads and checks the LLM tensors, then transposes Linear weights once to [in, out] (fusing q/k/v and gate/up),
+ * freeing each raw tensor as soon as it is re-laid out (peak memory: the checkpoint plus one layer).
+ */
+export async function loadLlmWeights(source: TensorSource, cfg: LlmConfig): Promise<LlmWeights> {
+  const raw = await loadComponent(source, llmComponent(cfg));
+  const take = <T extends tf.Tensor | undefined>(name: string): T => {
+    const t = raw.get(name);
+    raw.delete(name);
+    return t as T;
+  };
+  const fused = (p: string, parts: string[]): Linear => {
+    const ws = parts.map((n) => take<tf.Tensor2D>(p + n + ".weight"));
+    const bs = parts.map((n) => take<tf.Tensor1D | undefined>(p + n + ".bias"));
+    const w = tf.tidy(() => (ws.length === 1 ? ws[0]! : tf.concat(ws, 0)).transpose() as tf.Tensor2D); // [in, out]
+    const present = bs.filter((b): b is tf.Tensor1D => b !== undefined);
+    const b = present.length === 0 ? undefined : present.length === 1 && bs.length === 1 ? present[0]! : (tf.concat(present, 0) as tf.Tensor1D);
+    tf.dispose(ws);
+    if (bs.length > 1) tf.dispose(present);
+    return b ? { w, b } : { w };
+  };
+  const layers: DecoderLayerWeights[] = [];
+  try {
+    for (let l = 0; l < cfg.layers; l++) {
+      const p = `layers.${l}.`;
+      layers.push({
+        attnNorm: take(p + "attnNorm"),
+        qkv: fused(p, ["q", "k", "v"]), // with a bias, all three have one (qkvBias)
+        o: fused(p, ["o"]),
+        mlpNorm: take(p + "mlpNorm"),
+        gateUp: fused(p, ["gate", "up"]),
+        down: fused(p, ["down"]),
+      });
+    }
+    const head = take<tf.Tensor2D | undefined>("lmHead.weight");
+    const lmHead = head ? { w: tf.tidy(() => head.transpose() as tf.Tensor2D) } : undefined;
+    head?.dispose();
+    return { embed: take("embed"), layers, norm: take("norm"), ...(lmHead ? { lmHead } : {}) };
+  } catch (e) {
+    for (const t of raw.values()) t.dispose();
+    for (const l of layers) disposeLayer(l);
+    throw e;
+  }
+}
+
+/** Frees every tensor of a loaded LLM. */
+export function disposeLlmWeights(w: LlmWeights): void {
+  w.embed.dispose();
+  w.norm.dispose();
+  disposeLinear(w.lmHead);
+  for (const l of w.layers) disposeLayer(l);
+}
+
+function disposeLinear(x: Linear | undefined): void {
+  x?.w.dispose();
+  x?.b?.dispose();
+}
+
+function disposeLayer(l: DecoderLayerWeights): void {
+  l.attnNorm.dispose();
+  l.mlpNorm.dispose();
+  for (const x of [l.qkv, l.o, l.gateUp, l.down]) disposeLinear(x);
+}
