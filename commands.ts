@@ -23,14 +23,21 @@ function notYet(issue: number, what: string): Command["run"] {
 export const COMMANDS: Record<string, Command> = {
   download: {
     summary: "download a model from the Hugging Face Hub into the HF cache for offline use",
-    usage: "usage: vzt download ORG/NAME[@REVISION] [--cache-dir DIR] [--hub-url URL]",
-    options: { "cache-dir": { type: "string" }, "hub-url": { type: "string" } },
+    usage: "usage: vzt download ORG/NAME[@REVISION] [--revision R] [--cache-dir DIR] [--files a,b] [--offline] [--endpoint URL]\n" +
+      "Fetches config, tokenizer and safetensors files (never pickles) into HF_HUB_CACHE / $HF_HOME/hub / ~/.cache/huggingface/hub\n" +
+      "and prints the snapshot folder. HF_TOKEN is sent for gated repos and never printed.",
+    options: { revision: { type: "string" }, "cache-dir": { type: "string" }, files: { type: "string" }, offline: { type: "boolean" }, endpoint: { type: "string" } },
     async run(v, pos) {
       const repo = pos[0];
       if (!repo) throw new Error("vzt download: give a repo id, e.g. vzt download llava-hf/llava-1.5-7b-hf");
       const { downloadModel } = await import("./models/hub.js");
-      const [name, revision] = repo.split("@");
-      const dir = await downloadModel(name!, { revision, cacheDir: str(v["cache-dir"]), hubUrl: str(v["hub-url"]), progress: true });
+      const dir = await downloadModel(repo, {
+        revision: str(v.revision),
+        cacheDir: str(v["cache-dir"]),
+        files: str(v.files)?.split(",").map((f) => f.trim()).filter(Boolean),
+        offline: v.offline === true ? true : undefined,
+        hubUrl: str(v.endpoint),
+      });
       console.log(dir);
     },
   },
