@@ -180,7 +180,7 @@ export function clipPreprocessorConfig(): Json {
 
 // ---- weights ------------------------------------------------------------------------------------------------------
 
-interface Draw {
+export interface Draw {
   shape: number[];
   /** Values are mean + std * N(0, 1). */
   mean: number;
