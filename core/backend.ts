@@ -68,7 +68,10 @@ const TRY: Record<Exclude<BackendName, "auto">, () => Promise<string | undefined
  * Selects the tensor backend and returns the name in use. With no argument, `VZT_BACKEND` or "auto".
  * An explicit name that fails to initialise is an error; "auto" falls through the chain.
  */
+let chosen = false;
+
 export async function setBackend(name?: BackendName, opts: { quiet?: boolean } = {}): Promise<string> {
+  chosen = true;
   const wanted = name ?? resolveBackendName();
   if (wanted !== "auto") {
     if (tf.getBackend() === tfName(wanted) && tf.findBackend(tfName(wanted))) return tf.getBackend();
@@ -95,4 +98,17 @@ function tfName(name: Exclude<BackendName, "auto">): string {
 
 function log(line: string): void {
   process.stderr.write(line + "\n");
+}
+
+let ensured: Promise<string> | undefined;
+
+/**
+ * Makes sure one of our backends is initialised before tensors are made: the first call with no backend chosen
+ * yet runs `setBackend()` (VZT_BACKEND or auto). Library entry points call it, so a caller who never picked a
+ * backend still gets wasm (with its binaries from the installed package) rather than tfjs's own default.
+ */
+export function ensureBackend(): Promise<string> {
+  if (chosen) return Promise.resolve(tf.getBackend());
+  ensured ??= setBackend();
+  return ensured;
 }

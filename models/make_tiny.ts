@@ -7,7 +7,7 @@
 // forward finite and non-degenerate; the same seed writes byte-identical files.
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { tf } from "../core/backend.js";
+import { ensureBackend, tf } from "../core/backend.js";
 import { createRng } from "../core/rng.js";
 import { SHAPES_VOCAB } from "../data/shapes.js";
 import type { Json } from "./config_json.js";
@@ -300,6 +300,7 @@ async function writeTokenizer(dir: string, tok: TinyTokenizerFiles): Promise<voi
  * The same seed gives byte-identical files. Leaves the tensor count unchanged.
  */
 export async function makeTiny(outDir: string, opts: TinyOptions = {}): Promise<void> {
+  await ensureBackend();
   const seed = opts.seed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`make-tiny: seed must be a non-negative integer, got ${seed}`);
   await tf.ready();

@@ -2,7 +2,7 @@
 // The reader validates like the reference Rust crate (safetensors/src/tensor.rs) and reads each tensor
 // by offset, so a multi-GB file is never copied whole into memory. Every error names the file and tensor.
 import { open, rename, unlink } from "node:fs/promises";
-import { tf } from "../core/backend.js";
+import { ensureBackend, tf } from "../core/backend.js";
 import { WeightsError } from "../core/errors.js";
 
 /** Bits per element of every dtype the format defines. */
@@ -240,6 +240,7 @@ export function halfToFloat(h: number): number {
 
 /** Reads the named tensors (all when `names` is omitted) of one file, each by offset. */
 export async function readTensors(header: SafetensorsHeader, names?: Iterable<string>): Promise<Map<string, tf.Tensor>> {
+  await ensureBackend();
   const wanted = names ? [...names] : [...header.tensors.keys()];
   const out = new Map<string, tf.Tensor>();
   const fh = await open(header.file, "r");
