@@ -1,0 +1,70 @@
+// The LLaVA encoder the loader calls per row: Arrow row -> ConversationRecord (records.ts) -> input ids + labels
+// (conversation.ts, with the -200 image placeholder) + preprocessed images (preprocess.ts, [3, H, W] float32).
+// A thin adapter: the loader itself only knows the Encoder type.
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import type { Sample, SampleImage } from "./batch.js";
+import type { TokenizeOptions } from "./conversation.js";
+import { tokenizeConversation } from "./conversation.js";
+import type { Encoder, ItemWhere } from "./loader.js";
+import type { PreprocessOptions } from "./preprocess.js";
+import { preprocessToFloat32 } from "./preprocess.js";
+import type { ColumnMapping, ImageRef } from "./records.js";
+import { LLAVA_MAPPING, toConversationRecord } from "./records.js";
+import { RowError } from "./skip_report.js";
+import type { Tokenizer } from "./tokenizer.js";
+
+export interface LlavaEncoderOptions {
+  tokenizer: Tokenizer;
+  /** Template, maxLength, imageSeqLen (see TokenizeOptions). */
+  tokenize: TokenizeOptions;
+  /** Column mapping; default LLAVA_MAPPING (id, image, conversations). */
+  mapping?: ColumnMapping;
+  /** Image preprocessing (mode "clip" | "pad", preprocessor_config.json). */
+  preprocess?: PreprocessOptions;
+  /** Folder that image paths in the data are relative to (rows that carry paths instead of bytes). */
+  imageDir?: string;
+}
+
+function at(where: ItemWhere, column: string) {
+  return { file: where.file, batch: where.batch, row: where.row, column };
+}
+
+async function imageBytes(ref: ImageRef, imageDir: string | undefined, where: ItemWhere, column: string): Promise<Uint8Array> {
+  if (ref.kind === "bytes") return ref.bytes;
+  if (imageDir === undefined) {
+    throw new RowError("unreadable image", `image is a path ("${ref.path}") and no image folder was given`, at(where, column));
+  }
+  const file = path.resolve(imageDir, ref.path);
+  try {
+    return new Uint8Array(await readFile(file));
+  } catch (e) {
+    throw new RowError("unreadable image", `cannot read ${file}: ${(e as Error).message}`, at(where, column));
+  }
+}
+
+/** An Encoder for LLaVA conversation rows. Images cut off by maxLength are not loaded. */
+export function llavaEncoder(opts: LlavaEncoderOptions): Encoder<Record<string, unknown>> {
+  const mapping = opts.mapping ?? LLAVA_MAPPING;
+  const column = mapping.image ?? "image";
+  return async (row, where): Promise<Sample> => {
+    const rec = toConversationRecord(row, mapping, where);
+    const tok = tokenizeConversation(
+      { id: rec.id, image: rec.images.length > 0 ? column : undefined, messages: rec.conversations },
+      opts.tokenizer,
+      opts.tokenize,
+    );
+    const refs = rec.images.slice(0, tok.truncated ? tok.imagePositions.length : rec.images.length);
+    const images: SampleImage[] = await Promise.all(
+      refs.map(async (ref) => {
+        const bytes = await imageBytes(ref, opts.imageDir, where, column);
+        try {
+          return await preprocessToFloat32(bytes, opts.preprocess);
+        } catch (e) {
+          throw new RowError("unreadable image", (e as Error).message, at(where, column));
+        }
+      }),
+    );
+    return { id: rec.id, inputIds: tok.inputIds, labels: tok.labels, images, truncated: tok.truncated };
+  };
+}
