@@ -2,6 +2,7 @@
 // training conversations and held-out VQAv2-style and POPE-style eval items about them.
 // Everything derives from (seed, split, index), so scene i of a split is the same whatever the other counts are,
 // and images are rendered lazily (renderScene / scenePng) instead of being held in memory.
+import { VICUNA_V1_SYSTEM } from "./prompt.js";
 import sharp from "sharp";
 import { createRng, type Rng } from "../core/rng.js";
 
@@ -37,8 +38,6 @@ export const BACKGROUNDS: readonly (readonly [number, number, number])[] = [
   [70, 95, 105],
 ];
 
-export const VICUNA_V1_SYSTEM =
-  "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user's questions.";
 /** lmms-eval's default post_prompt for VQAv2/GQA/POPE, also appended to the training questions. */
 export const SHORT_ANSWER_PROMPT = "Answer the question using a single word or phrase.";
 

@@ -5,6 +5,7 @@
 //   llava/      the three together as an HF LLaVA composite (like llava-hf/llava-1.5-7b-hf)
 // Weights are seeded normal draws (core/rng.ts, one stream per tensor name) at scales that keep an untrained
 // forward finite and non-degenerate; the same seed writes byte-identical files.
+import { CLIP_VIT_L_336_PREPROCESSOR } from "../data/preprocess.js";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ensureBackend, tf } from "../core/backend.js";
@@ -163,19 +164,9 @@ export function tinyLlamaConfig(tok: TinyTokenizerFiles): Json {
   };
 }
 
-/** openai/clip-vit-large-patch14-336's preprocessor_config.json (what LLaVA-1.5 uses). */
+/** openai/clip-vit-large-patch14-336's preprocessor_config.json (what LLaVA-1.5 uses), at the tiny tower's size. */
 export function clipPreprocessorConfig(): Json {
-  return {
-    crop_size: TINY_CLIP.imageSize,
-    do_center_crop: true,
-    do_normalize: true,
-    do_resize: true,
-    feature_extractor_type: "CLIPFeatureExtractor",
-    image_mean: [0.48145466, 0.4578275, 0.40821073],
-    image_std: [0.26862954, 0.26130258, 0.27577711],
-    resample: 3,
-    size: TINY_CLIP.imageSize,
-  };
+  return { ...CLIP_VIT_L_336_PREPROCESSOR, crop_size: TINY_CLIP.imageSize, size: TINY_CLIP.imageSize };
 }
 
 // ---- weights ------------------------------------------------------------------------------------------------------
