@@ -4,7 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import sharp from "sharp";
-import { generateShapes, scenePng, SHAPES_VOCAB, VICUNA_V1_SYSTEM, type Scene, type ShapeSpec } from "../../data/shapes.js";
+import { generateShapes, scenePng, SHAPES_VOCAB, type Scene, type ShapeSpec } from "../../data/shapes.js";
+import { VICUNA_V1_SYSTEM } from "../../data/prompt.js";
 
 const OPTS = { seed: 7, train: 400, evalVqa: 120, evalPope: 90 };
 const INSTRUCTION = "Answer the question using a single word or phrase.";
