@@ -13,6 +13,14 @@ export interface Command {
 
 const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
 
+/** An optional non-negative integer flag. */
+function int(v: unknown, flag: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (typeof v !== "string" || !/^\d+$/.test(v) || !Number.isSafeInteger(n)) throw new Error(`${flag} must be a non-negative integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 function notYet(issue: number, what: string): Command["run"] {
   return async () => {
     console.error(`vzt: ${what} is not yet available in this version (planned: issue ${issue}).`);
@@ -61,7 +69,7 @@ export const COMMANDS: Record<string, Command> = {
       const out = str(v.out);
       if (!out) throw new Error("vzt make-tiny: --out DIR is required");
       const { makeTiny } = await import("./models/make_tiny.js");
-      await makeTiny(out, { seed: v.seed === undefined ? undefined : Number(v.seed) });
+      await makeTiny(out, { seed: int(v.seed, "--seed") });
       console.log(`tiny models written to ${out}`);
     },
   },
@@ -74,8 +82,39 @@ export const COMMANDS: Record<string, Command> = {
       await runDemo({ out: str(v.out) });
     },
   },
-  "make-data": { summary: "write the synthetic shapes dataset as HF-datasets Arrow shards", usage: "usage: vzt make-data shapes --out DIR", options: { out: { type: "string" } }, run: notYet(3, "make-data") },
-  prepare: { summary: "convert LLaVA JSON/JSONL + an image folder into Arrow shards", usage: "usage: vzt prepare ...", options: {}, run: notYet(3, "prepare") },
+  "make-data": {
+    summary: "write the synthetic shapes dataset (train, eval_vqav2, eval_pope) as HF-datasets Arrow shards",
+    usage: "usage: vzt make-data shapes --out DIR [--seed N] [--train N] [--eval-vqa N] [--eval-pope N] [--overwrite]",
+    options: { out: { type: "string" }, seed: { type: "string" }, train: { type: "string" }, "eval-vqa": { type: "string" }, "eval-pope": { type: "string" }, overwrite: { type: "boolean" } },
+    async run(v, pos) {
+      if (pos[0] !== "shapes") throw new Error(`vzt make-data: unknown dataset ${JSON.stringify(pos[0] ?? "")}; available: shapes`);
+      const out = str(v.out);
+      if (!out) throw new Error("vzt make-data: --out DIR is required");
+      const { makeShapesData } = await import("./data/make_data.js");
+      const r = await makeShapesData({ out, seed: int(v.seed, "--seed"), train: int(v.train, "--train"), evalVqa: int(v["eval-vqa"], "--eval-vqa"), evalPope: int(v["eval-pope"], "--eval-pope"), overwrite: v.overwrite === true, progress: true });
+      console.log(`shapes data written to ${r.out} (splits: train, eval_vqav2, eval_pope)`);
+    },
+  },
+  prepare: {
+    summary: "convert LLaVA JSON/JSONL + an image folder into HF-datasets Arrow shards with embedded images",
+    usage: "usage: vzt prepare --input FILE.json|.jsonl --image-root DIR --out DIR [--shard-size 500MB] [--on-error skip|raise] [--split train] [--verify header|decode] [--overwrite]",
+    options: { input: { type: "string" }, "image-root": { type: "string" }, out: { type: "string" }, "shard-size": { type: "string" }, "on-error": { type: "string" }, split: { type: "string" }, verify: { type: "string" }, overwrite: { type: "boolean" } },
+    async run(v) {
+      const input = str(v.input);
+      const imageRoot = str(v["image-root"]);
+      const out = str(v.out);
+      if (!input || !imageRoot || !out) throw new Error("vzt prepare: --input, --image-root and --out are required");
+      const onError = str(v["on-error"]) ?? "skip";
+      if (onError !== "skip" && onError !== "raise") throw new Error(`vzt prepare: --on-error must be skip or raise, got "${onError}"`);
+      const verify = str(v.verify) ?? "header";
+      if (verify !== "header" && verify !== "decode") throw new Error(`vzt prepare: --verify must be header or decode, got "${verify}"`);
+      const { prepare, formatPrepareSummary, parseByteSize } = await import("./data/prepare.js");
+      const sizeText = str(v["shard-size"]);
+      const summary = await prepare({ input, imageRoot, out, onError, verify, split: str(v.split), overwrite: v.overwrite === true, shardBytes: sizeText ? parseByteSize(sizeText) : undefined, progress: true });
+      console.log(formatPrepareSummary(summary));
+      return summary.written === 0 ? 1 : 0;
+    },
+  },
   visualize: { summary: "draw the kept and merged patches of a reducer over an image", usage: "usage: vzt visualize --config FILE --image FILE --out FILE.png", options: {}, run: notYet(3, "visualize") },
   validate: { summary: "check a YAML config without running it", usage: "usage: vzt validate --config FILE", options: {}, run: notYet(4, "validate") },
   train: { summary: "projector-only fine-tuning from a YAML recipe", usage: "usage: vzt train --config FILE [--set k=v] [--resume latest|PATH]", options: {}, run: notYet(4, "train") },

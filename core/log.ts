@@ -56,7 +56,8 @@ export class Progress {
     if (extra !== undefined) this.extra = extra;
     const now = performance.now();
     const every = this.tty ? 100 : (this.opts.plainEvery ?? 10) * 1000;
-    if (now - this.lastDraw >= every || done >= this.opts.total) this.draw(now);
+    // Off a TTY the final line is finish()'s, so a completed bar is not printed twice.
+    if (now - this.lastDraw >= every || (this.tty && done >= this.opts.total)) this.draw(now);
   }
 
   tick(n = 1, extra?: string): void {
