@@ -1,5 +1,6 @@
 // The CLI's command table: name -> summary, flags and the function it calls. cli.ts only parses and dispatches.
 import type { ParseArgsConfig } from "node:util";
+import { VISUALIZE_FLAGS } from "./reduce/visualize.js";
 
 type Flags = NonNullable<ParseArgsConfig["options"]>;
 type Values = Record<string, unknown>;
@@ -115,7 +116,17 @@ export const COMMANDS: Record<string, Command> = {
       return summary.written === 0 ? 1 : 0;
     },
   },
-  visualize: { summary: "draw the kept and merged patches of a reducer over an image", usage: "usage: vzt visualize --config FILE --image FILE --out FILE.png", options: {}, run: notYet(3, "visualize") },
+  visualize: {
+    summary: "draw the kept and merged patches of a reducer over an image (PNG)",
+    usage: "usage: vzt visualize (--config FILE | --model DIR | --vision-tower DIR) --image FILE --out FILE.png\n" +
+      "       [--reducer visionzip|uniform|pool|random] [--budget N | --dominant N --contextual N] [--seed N] [--mode clip|pad] [--layer N] [--scale N]",
+    options: { ...VISUALIZE_FLAGS, set: { type: "string", multiple: true } },
+    async run(v) {
+      const m = await import("./reduce/visualize.js");
+      const r = await m.visualizeCommand(m.visualizeOptionsFromFlags(v));
+      console.log(`${r.out} (${r.width}x${r.height})`);
+    },
+  },
   validate: { summary: "check a YAML config without running it", usage: "usage: vzt validate --config FILE", options: {}, run: notYet(4, "validate") },
   train: { summary: "projector-only fine-tuning from a YAML recipe", usage: "usage: vzt train --config FILE [--set k=v] [--resume latest|PATH]", options: {}, run: notYet(4, "train") },
   export: { summary: "export a tuned projector in LLaVA or HF LLaVA layout", usage: "usage: vzt export --checkpoint PATH --format llava|hf --out DIR", options: {}, run: notYet(4, "export") },
