@@ -129,7 +129,22 @@ export const COMMANDS: Record<string, Command> = {
   },
   validate: { summary: "check a YAML config without running it", usage: "usage: vzt validate --config FILE", options: {}, run: notYet(4, "validate") },
   train: { summary: "projector-only fine-tuning from a YAML recipe", usage: "usage: vzt train --config FILE [--set k=v] [--resume latest|PATH]", options: {}, run: notYet(4, "train") },
-  export: { summary: "export a tuned projector in LLaVA or HF LLaVA layout", usage: "usage: vzt export --checkpoint PATH --format llava|hf --out DIR", options: {}, run: notYet(4, "export") },
+  export: {
+    summary: "export a tuned projector in LLaVA or HF LLaVA layout (mm_projector.safetensors + config.json)",
+    usage: "usage: vzt export --checkpoint PATH|latest [--output-dir DIR] [--format llava|hf] --out DIR\n" +
+      "PATH: a step_NNNNNN folder, or an output folder (its newest complete checkpoint); latest needs --output-dir.",
+    options: { checkpoint: { type: "string" }, format: { type: "string" }, out: { type: "string" }, "output-dir": { type: "string" } },
+    async run(v) {
+      const checkpoint = str(v.checkpoint);
+      const out = str(v.out);
+      const format = str(v.format) ?? "llava";
+      if (!checkpoint || !out) throw new Error("vzt export: --checkpoint and --out are required");
+      if (format !== "llava" && format !== "hf") throw new Error(`vzt export: --format must be llava or hf, got "${format}"`);
+      const { exportProjector } = await import("./train/export.js");
+      const r = await exportProjector({ checkpoint, format, out, outputDir: str(v["output-dir"]) });
+      console.log(`${r.file}\n${r.configFile}  (step ${r.meta.source.step}, ${r.meta.mm_projector_type} ${r.meta.mm_hidden_size}->${r.meta.hidden_size})`);
+    },
+  },
   eval: { summary: "score models on VQA-style benchmarks across reduction methods and budgets", usage: "usage: vzt eval --config FILE", options: {}, run: notYet(5, "eval") },
   gsearch: { summary: "greedy search of a per-layer keep schedule", usage: "usage: vzt gsearch --config FILE", options: {}, run: notYet(6, "gsearch") },
   psigmoid: { summary: "fit a P-Sigmoid keep schedule at a FLOPs budget", usage: "usage: vzt psigmoid --config FILE --budget B", options: {}, run: notYet(6, "psigmoid") },
