@@ -14,6 +14,9 @@ export interface Command {
 
 const str = (v: unknown): string | undefined => (typeof v === "string" ? v : undefined);
 
+/** The repeated `--set key.path=value` flags. */
+const sets = (v: Values): string[] => (Array.isArray(v.set) ? (v.set as string[]) : []);
+
 /** An optional non-negative integer flag. */
 function int(v: unknown, flag: string): number | undefined {
   if (v === undefined) return undefined;
@@ -127,7 +130,26 @@ export const COMMANDS: Record<string, Command> = {
       console.log(`${r.out} (${r.width}x${r.height})`);
     },
   },
-  validate: { summary: "check a YAML config without running it", usage: "usage: vzt validate --config FILE", options: {}, run: notYet(4, "validate") },
+  validate: {
+    summary: "check a YAML config without running it (every problem at once)",
+    usage: "usage: vzt validate --config FILE [--set key.path=value ...] [--no-check-paths] [--print] [--keys]\n" +
+      "example: vzt validate --config configs/demo.yaml --set train.max_steps=10\n" +
+      "Paths (model.*, data.train, data.eval) must exist unless --no-check-paths; --print shows the resolved YAML; --keys lists every key with its default.",
+    options: { config: { type: "string" }, set: { type: "string", multiple: true }, "no-check-paths": { type: "boolean" }, print: { type: "boolean" }, keys: { type: "boolean" } },
+    async run(v) {
+      if (v.keys) {
+        const { runConfigKeys } = await import("./configs/schema.js");
+        console.log(runConfigKeys().join("\n"));
+        return;
+      }
+      const file = str(v.config);
+      if (!file) throw new Error("vzt validate: --config FILE is required");
+      const { validateConfigFile } = await import("./configs/load.js");
+      const { configHash, resolvedConfigYaml } = await import("./configs/resolved.js");
+      const cfg = validateConfigFile(file, sets(v), { checkPaths: v["no-check-paths"] !== true });
+      console.log(v.print ? resolvedConfigYaml(cfg) : `${file}: OK (config_hash ${configHash(cfg)})`);
+    },
+  },
   train: { summary: "projector-only fine-tuning from a YAML recipe", usage: "usage: vzt train --config FILE [--set k=v] [--resume latest|PATH]", options: {}, run: notYet(4, "train") },
   export: {
     summary: "export a tuned projector in LLaVA or HF LLaVA layout (mm_projector.safetensors + config.json)",
