@@ -35,7 +35,7 @@ export interface VlmSources {
   projector?: string;
   /** Tokenizer folder / repo (default: the composite's, else the LLM's; absent when that folder has none). */
   tokenizer?: string;
-  /** Build a fresh projector (tower width -> LLM width) when no projector source exists. */
+  /** Build a fresh projector (tower width -> LLM width) instead of a composite's; ignored when `projector` is given. */
   projectorInit?: { seed: number; type?: ProjectorType };
 }
 
@@ -163,7 +163,8 @@ export async function loadVlm(src: VlmSources): Promise<Vlm> {
     const lm = await loadLanguageModel(s.languageModelSource);
     owned.push(lm);
     let projector: Projector;
-    if (s.projectorSource) projector = await loadProjector(s.projectorSource);
+    // An explicit projector wins; then an explicit fresh init (it replaces a composite's projector); then the composite's.
+    if (s.projectorSource && (src.projector || !src.projectorInit)) projector = await loadProjector(s.projectorSource);
     else if (src.projectorInit) {
       projector = buildProjector({ type: src.projectorInit.type ?? "mlp2x_gelu", inDim: tower.config.hidden, outDim: lm.config.hidden, seed: src.projectorInit.seed });
     } else throw new ConfigError(["projector: no projector source; pass projector, a composite model, or projectorInit {seed}"]);
