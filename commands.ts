@@ -150,7 +150,38 @@ export const COMMANDS: Record<string, Command> = {
       console.log(v.print ? resolvedConfigYaml(cfg) : `${file}: OK (config_hash ${configHash(cfg)})`);
     },
   },
-  train: { summary: "projector-only fine-tuning from a YAML recipe", usage: "usage: vzt train --config FILE [--set k=v] [--resume latest|PATH]", options: {}, run: notYet(4, "train") },
+  train: {
+    summary: "projector-only fine-tuning from a YAML recipe (checkpoints, exact resume, TensorBoard)",
+    usage: "usage: vzt train --config FILE [--set key.path=value ...] [--resume latest|PATH] [--force] [--dry-run]\n" +
+      "example: vzt train --config configs/demo.yaml --set train.max_steps=10\n" +
+      "--resume continues exactly (same losses, same final bytes); a changed config is refused unless --force.",
+    options: { config: { type: "string" }, set: { type: "string", multiple: true }, resume: { type: "string" }, force: { type: "boolean" }, "dry-run": { type: "boolean" } },
+    async run(v) {
+      const file = str(v.config);
+      if (!file) throw new Error("vzt train: --config FILE is required");
+      const { loadConfig } = await import("./configs/load.js");
+      const cfg = loadConfig(file, { sets: sets(v), purpose: "train" });
+      const { setup, cleanup } = await import("./train/setup.js");
+      if (v["dry-run"]) {
+        const run = await setup(cfg, { dryRun: true, quiet: true });
+        try {
+          const { describeRun } = await import("./train/dry_run.js");
+          console.log(await describeRun(run));
+        } finally {
+          await cleanup(run);
+        }
+        return;
+      }
+      const { train } = await import("./train/recipe.js");
+      const run = await setup(cfg, { resume: str(v.resume), force: v.force === true });
+      try {
+        const r = await train(run);
+        console.log(`trained ${r.steps} steps; checkpoint ${r.lastCheckpoint ?? "(none)"}; logs in ${r.outputDir} (metrics.jsonl, tensorboard/)`);
+      } finally {
+        await cleanup(run);
+      }
+    },
+  },
   export: {
     summary: "export a tuned projector in LLaVA or HF LLaVA layout (mm_projector.safetensors + config.json)",
     usage: "usage: vzt export --checkpoint PATH|latest [--output-dir DIR] [--format llava|hf] --out DIR\n" +

@@ -8,8 +8,11 @@ import { IGNORE_INDEX, IMAGE_TOKEN_INDEX } from "./conversation.js";
 
 /** One preprocessed image, [3, H, W] float32 (preprocessToFloat32's result). */
 export interface SampleImage {
-  data: Float32Array; // [3, H, W]
+  /** [3, H, W]; empty when the image was not decoded because its features are cached (see `sha256`). */
+  data: Float32Array;
   shape: readonly [number, number, number];
+  /** sha256 (hex) of the encoded image bytes: the feature cache's key. */
+  sha256?: string;
 }
 
 /** Where a sample came from (row context for errors and for the batch). */
@@ -44,6 +47,8 @@ export interface Batch {
   seqLen: number;
   /** Per row, positions of the -200 placeholder(s) in inputIds (after padding). */
   imagePositions: number[][];
+  /** Per image (row order), the sha256 of its bytes ("" when not computed). */
+  imageShas: string[];
   hasImage: boolean[];
   ids: string[];
   where: SampleWhere[];
@@ -120,6 +125,8 @@ export function collate(samples: readonly Sample[], opts: CollateOptions, where:
   let nImages = 0;
   samples.forEach((s, b) => {
     for (const img of s.images ?? []) {
+      nImages++;
+      if (img.data.length === 0) continue; // not decoded (cached features): zeros in pixelValues
       if (imageShape && (img.shape[1] !== imageShape[1] || img.shape[2] !== imageShape[2])) {
         throw new DataError(
           `sample ${JSON.stringify(s.id)}: image [${img.shape.join(", ")}] differs from the batch's [${imageShape.join(", ")}]`,
@@ -127,7 +134,6 @@ export function collate(samples: readonly Sample[], opts: CollateOptions, where:
         );
       }
       imageShape ??= img.shape;
-      nImages++;
     }
   });
   const [, H, W] = imageShape ?? [3, 0, 0];
@@ -143,6 +149,7 @@ export function collate(samples: readonly Sample[], opts: CollateOptions, where:
   const attentionMask = new Int32Array(B * T); // [B, T]
   const pixelValues = new Float32Array(nImages * 3 * H * W); // [B_img, 3, H, W]
   const imagePositions: number[][] = [];
+  const imageShas: string[] = [];
   let img = 0;
   samples.forEach((s, b) => {
     const n = s.inputIds.length;
@@ -152,7 +159,11 @@ export function collate(samples: readonly Sample[], opts: CollateOptions, where:
     attentionMask.fill(1, start, start + n);
     const shift = side === "left" ? T - n : 0;
     imagePositions.push(imagePositionsOf(s.inputIds).map((p) => p + shift));
-    for (const im of s.images ?? []) pixelValues.set(im.data, img++ * 3 * H * W);
+    for (const im of s.images ?? []) {
+      imageShas.push(im.sha256 ?? "");
+      if (im.data.length > 0) pixelValues.set(im.data, img * 3 * H * W);
+      img++;
+    }
   });
 
   return {
@@ -164,6 +175,7 @@ export function collate(samples: readonly Sample[], opts: CollateOptions, where:
     batchSize: B,
     seqLen: T,
     imagePositions,
+    imageShas,
     hasImage: samples.map((s) => (s.images?.length ?? 0) > 0),
     ids: samples.map((s) => s.id),
     where: samples.map((_, b) => where[b] ?? {}),

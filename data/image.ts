@@ -18,6 +18,7 @@
 // - 16-bit RGB(A) / LA PNG: the high byte (PIL unpacks "RGB;16B" etc. by taking the MSB).
 // - 16-bit grey PNG: PIL opens it as mode "I" (32-bit int) and convert("RGB") CLIPS to 0..255 (not >> 8).
 // - CMYK JPEG: converted by libvips' CMYK profile, not PIL's naive formula (rare in VLM data; not bit-exact).
+import { createHash } from "node:crypto";
 import sharp, { type Sharp } from "sharp";
 import { DataError } from "../core/errors.js";
 
@@ -113,4 +114,9 @@ function toRGB(data: Uint8Array, width: number, height: number, channels: number
     return out;
   }
   throw new DataError(`decoded image has ${channels} channels after RGB conversion, expected 3`);
+}
+
+/** sha256 (hex) of encoded image bytes: how the feature cache and reports identify an image. */
+export function imageSha256(bytes: ArrayBufferView): string {
+  return createHash("sha256").update(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)).digest("hex");
 }

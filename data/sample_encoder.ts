@@ -1,6 +1,7 @@
 // The LLaVA encoder the loader calls per row: Arrow row -> ConversationRecord (records.ts) -> input ids + labels
 // (conversation.ts, with the -200 image placeholder) + preprocessed images (preprocess.ts, [3, H, W] float32).
 // A thin adapter: the loader itself only knows the Encoder type.
+import { imageSha256 } from "./image.js";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import type { Sample, SampleImage } from "./batch.js";
@@ -24,6 +25,10 @@ export interface LlavaEncoderOptions {
   preprocess?: PreprocessOptions;
   /** Folder that image paths in the data are relative to (rows that carry paths instead of bytes). */
   imageDir?: string;
+  /** Record each image's sha256 (the feature cache key). */
+  hashImages?: boolean;
+  /** Images whose features are cached are not decoded (their SampleImage has empty data). Implies hashImages. */
+  isCached?: (sha256: string) => boolean;
 }
 
 function at(where: ItemWhere, column: string) {
@@ -58,8 +63,10 @@ export function llavaEncoder(opts: LlavaEncoderOptions): Encoder<Record<string, 
     const images: SampleImage[] = await Promise.all(
       refs.map(async (ref) => {
         const bytes = await imageBytes(ref, opts.imageDir, where, column);
+        const sha256 = opts.hashImages || opts.isCached ? imageSha256(bytes) : undefined;
+        if (sha256 !== undefined && opts.isCached?.(sha256)) return { data: new Float32Array(0), shape: [3, 0, 0] as const, sha256 };
         try {
-          return await preprocessToFloat32(bytes, opts.preprocess);
+          return { ...(await preprocessToFloat32(bytes, opts.preprocess)), sha256 };
         } catch (e) {
           throw new RowError("unreadable image", (e as Error).message, at(where, column));
         }

@@ -94,10 +94,7 @@ export function featureKeyHash(key: FeatureKey): string {
   return createHash("sha256").update(`${FEATURE_CACHE_FORMAT}\n${canonicalJson(key)}`).digest("hex").slice(0, 32);
 }
 
-/** sha256 (hex) of an image's encoded bytes (or of any typed array's bytes, e.g. raw pixel values). */
-export function imageSha256(bytes: ArrayBufferView): string {
-  return createHash("sha256").update(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)).digest("hex");
-}
+export { imageSha256 } from "../data/image.js";
 
 const WINDOWS = 16;
 const WINDOW_BYTES = 64 * 1024;

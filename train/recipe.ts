@@ -1,0 +1,127 @@
+// Projector-only tuning: setup -> train -> cleanup. The vision tower and reducer run outside the gradient tape
+// (or come from the feature cache); the projector is the only thing that learns; the LLM is frozen.
+import type { RunConfig } from "../configs/schema.js";
+import { tf } from "../core/backend.js";
+import type { LoaderBatch } from "../data/loader.js";
+import { encodeImages, reduceFeatures } from "../models/llava.js";
+import { projectorTensors } from "../models/projector.js";
+import { saveCheckpoint } from "./checkpoint.js";
+import { computeOrLoadFeatures } from "./feature_cache.js";
+import { GradAccumulator } from "./grad_accumulator.js";
+import { lrAt } from "./schedule.js";
+import { cleanup, setup, trainStateOf, type Run, type SetupOptions } from "./setup.js";
+import { applyAccumulated, microStep, textBatchOf } from "./step.js";
+
+export interface TrainSummary {
+  steps: number;
+  /** Loss of each optimizer step this session ran, in order. */
+  losses: number[];
+  /** tf.memory().numTensors after each step (constant in a healthy run). */
+  numTensors: number[];
+  lastCheckpoint?: string;
+  outputDir: string;
+}
+
+/** A non-finite loss or gradient: the run stops; the last good checkpoint stays the latest. */
+export class NonFiniteError extends Error {
+  constructor(readonly step: number, readonly batchIds: string[], what: string) {
+    super(`step ${step}: ${what} is not finite; stopping (the last checkpoint is untouched). Batch ids: ${batchIds.join(", ")}`);
+    this.name = "NonFiniteError";
+  }
+}
+
+/** The reducer's pre-projector tokens [B_img, T, Cv] for a batch: from the feature cache or the frozen tower. */
+async function visualTokens(run: Run, b: LoaderBatch): Promise<tf.Tensor3D | undefined> {
+  const [n, , H, W] = b.pixelShape;
+  if (n === 0) return undefined;
+  const compute = (px: tf.Tensor4D) =>
+    tf.tidy(() => {
+      const vision = encodeImages(run.vlm.tower, px, run.cfg.model.vision_layer);
+      return reduceFeatures(run.reducer, vision).tokens;
+    });
+  if (!run.cache) return tf.tidy(() => compute(tf.tensor4d(b.pixelValues, [n, 3, H, W])));
+  const size = 3 * H * W;
+  const images = b.imageShas.map((sha, i) => ({ sha, pixelValues: () => ({ data: b.pixelValues.subarray(i * size, (i + 1) * size), shape: [3, H, W] as [number, number, number] }) }));
+  return computeOrLoadFeatures(run.cache, images, compute);
+}
+
+async function save(run: Run): Promise<string> {
+  const proj = projectorTensors(run.vlm.projector, "llava");
+  const opt = run.optimizer.state();
+  try {
+    const r = await saveCheckpoint(
+      run.cfg.output_dir,
+      { step: run.step, projectorTensors: proj, optimizerTensors: opt.tensors, optimizerStep: opt.step, state: { ...trainStateOf(run), step: run.step } },
+      { keepLast: run.cfg.checkpoint.keep_last },
+    );
+    return r.dir;
+  } finally {
+    tf.dispose([...Object.values(proj), ...Object.values(opt.tensors)]);
+  }
+}
+
+export interface TrainOptions {
+  /** Stop (after checkpointing) once this step is reached, even if the run has more to go. */
+  stopAt?: number;
+}
+
+/** The loop: one optimizer step = `global / micro` micro-batches, then clip, AdamW, log, checkpoint. */
+export async function train(run: Run, opts: TrainOptions = {}): Promise<TrainSummary> {
+  const { cfg, vlm, loader, optimizer } = run;
+  const accumulate = cfg.train.global_batch_size! / cfg.train.micro_batch_size;
+  const last = Math.min(run.totalSteps, opts.stopAt ?? Infinity);
+  const losses: number[] = [];
+  const numTensors: number[] = [];
+  let lastCheckpoint: string | undefined;
+  while (run.step < last) {
+    const t0 = performance.now();
+    const acc = new GradAccumulator();
+    let lossSum = 0, count = 0, samples = 0;
+    const ids: string[] = [];
+    try {
+      for (let m = 0; m < accumulate; m++) {
+        const { value: batch } = await loader.next();
+        if (!batch) break;
+        const visual = await visualTokens(run, batch);
+        try {
+          const r = microStep(vlm, visual, textBatchOf(batch), acc);
+          lossSum += r.lossSum;
+          count += r.count;
+        } finally {
+          visual?.dispose();
+        }
+        samples += batch.batchSize;
+        ids.push(...batch.ids);
+        run.cursor = batch.cursor;
+        run.epoch = batch.epoch;
+      }
+      if (samples === 0) break;
+      const lr = lrAt(run.step, run.schedule);
+      const loss = count > 0 ? lossSum / count : 0;
+      if (!Number.isFinite(loss)) throw new NonFiniteError(run.step + 1, ids, `loss (${loss})`);
+      const { gradNorm, applied } = applyAccumulated(acc, count, optimizer, lr, cfg.train.max_grad_norm);
+      if (!applied) throw new NonFiniteError(run.step + 1, ids, `gradient norm (${gradNorm})`);
+      run.step++;
+      losses.push(loss);
+      const secs = (performance.now() - t0) / 1000;
+      run.metrics = { loss, lr, grad_norm: gradNorm, samples_per_s: samples / secs, tokens_per_s: count / secs, visual_tokens: run.tokensPerImage, num_tensors: tf.memory().numTensors };
+      run.logger.log(run.step, run.metrics);
+    } finally {
+      acc.dispose();
+    }
+    const every = cfg.checkpoint.every_steps;
+    if ((every !== null && run.step % every === 0) || run.step === last) lastCheckpoint = await save(run);
+    numTensors.push(tf.memory().numTensors);
+  }
+  return { steps: run.step, losses, numTensors, lastCheckpoint, outputDir: cfg.output_dir };
+}
+
+/** setup -> train -> cleanup. */
+export async function runTraining(cfg: RunConfig, opts: SetupOptions = {}): Promise<TrainSummary> {
+  const run = await setup(cfg, opts);
+  try {
+    return await train(run);
+  } finally {
+    await cleanup(run);
+  }
+}
