@@ -20,6 +20,8 @@ export interface TrainSummary {
   numTensors: number[];
   lastCheckpoint?: string;
   outputDir: string;
+  /** Feature cache lookups of this session (when the cache is on). */
+  featureCache?: { hits: number; misses: number };
 }
 
 /** A non-finite loss or gradient: the run stops; the last good checkpoint stays the latest. */
@@ -113,7 +115,8 @@ export async function train(run: Run, opts: TrainOptions = {}): Promise<TrainSum
     if ((every !== null && run.step % every === 0) || run.step === last) lastCheckpoint = await save(run);
     numTensors.push(tf.memory().numTensors);
   }
-  return { steps: run.step, losses, numTensors, lastCheckpoint, outputDir: cfg.output_dir };
+  const featureCache = run.cache ? { hits: run.cache.stats.hits, misses: run.cache.stats.misses } : undefined;
+  return { steps: run.step, losses, numTensors, lastCheckpoint, outputDir: cfg.output_dir, featureCache };
 }
 
 /** setup -> train -> cleanup. */
