@@ -8,6 +8,8 @@ import type { Tokenizer } from "./tokenizer.js";
 export type TemplateName = "vicuna_v1" | "plain" | "chat_template";
 export const TEMPLATE_NAMES: readonly TemplateName[] = ["vicuna_v1", "plain", "chat_template"];
 
+/** lmms-eval's post-prompt for LLaVA-1.5 on VQAv2, GQA, POPE, TextVQA (also on the shapes training questions). */
+export const SHORT_ANSWER_PROMPT = "Answer the question using a single word or phrase.";
 /** conv_vicuna_v1.system in llava/conversation.py. */
 export const VICUNA_V1_SYSTEM =
   "A chat between a curious user and an artificial intelligence assistant. " +

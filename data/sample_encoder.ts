@@ -11,7 +11,8 @@ import type { Encoder, ItemWhere } from "./loader.js";
 import type { PreprocessOptions } from "./preprocess.js";
 import { preprocessToFloat32 } from "./preprocess.js";
 import type { ColumnMapping, ImageRef } from "./records.js";
-import { LLAVA_MAPPING, toConversationRecord } from "./records.js";
+import { LLAVA_MAPPING, toConversationRecord, toVqaRecord } from "./records.js";
+import { SHORT_ANSWER_PROMPT } from "./prompt.js";
 import { RowError } from "./skip_report.js";
 import type { Tokenizer } from "./tokenizer.js";
 
@@ -73,5 +74,37 @@ export function llavaEncoder(opts: LlavaEncoderOptions): Encoder<Record<string, 
       }),
     );
     return { id: rec.id, inputIds: tok.inputIds, labels: tok.labels, images, truncated: tok.truncated };
+  };
+}
+
+/** The answer most annotators gave (ties: the first such answer in list order), as LLaVA-style training targets use. */
+export function majorityAnswer(answers: readonly string[]): string | undefined {
+  const counts = new Map<string, number>();
+  for (const a of answers) counts.set(a, (counts.get(a) ?? 0) + 1);
+  let best: string | undefined;
+  for (const [a, n] of counts) if (best === undefined || n > counts.get(best)!) best = a;
+  return best;
+}
+
+/**
+ * An Encoder for VQA-style rows (question, answers, image) as one-turn conversations: the question with the
+ * short-answer post-prompt, answered by the majority answer. Used for held-out loss on VQA eval splits.
+ */
+export function vqaConversationEncoder(opts: LlavaEncoderOptions & { mapping: ColumnMapping }): Encoder<Record<string, unknown>> {
+  const llava = llavaEncoder({ ...opts, mapping: LLAVA_MAPPING });
+  return async (row, where) => {
+    const rec = toVqaRecord(row, opts.mapping, where);
+    const answer = majorityAnswer(rec.answers);
+    if (answer === undefined) throw new RowError("bad value", "no answers to train on", at(where, opts.mapping.answers ?? "answers"));
+    const image = rec.images[0];
+    const asRow: Record<string, unknown> = {
+      id: String(rec.id),
+      image: image?.kind === "bytes" ? { bytes: image.bytes, path: image.path ?? null } : image?.kind === "path" ? image.path : null,
+      conversations: [
+        { from: "human", value: `${image ? "<image>\n" : ""}${rec.question}\n${SHORT_ANSWER_PROMPT}` },
+        { from: "gpt", value: answer },
+      ],
+    };
+    return llava(asRow, where);
   };
 }

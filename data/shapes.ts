@@ -2,7 +2,8 @@
 // training conversations and held-out VQAv2-style and POPE-style eval items about them.
 // Everything derives from (seed, split, index), so scene i of a split is the same whatever the other counts are,
 // and images are rendered lazily (renderScene / scenePng) instead of being held in memory.
-import { VICUNA_V1_SYSTEM } from "./prompt.js";
+import { SHORT_ANSWER_PROMPT, VICUNA_V1_SYSTEM } from "./prompt.js";
+export { SHORT_ANSWER_PROMPT };
 import sharp from "sharp";
 import { createRng, type Rng } from "../core/rng.js";
 
@@ -38,8 +39,6 @@ export const BACKGROUNDS: readonly (readonly [number, number, number])[] = [
   [70, 95, 105],
 ];
 
-/** lmms-eval's default post_prompt for VQAv2/GQA/POPE, also appended to the training questions. */
-export const SHORT_ANSWER_PROMPT = "Answer the question using a single word or phrase.";
 
 export interface ShapeSpec {
   kind: ShapeKind;

@@ -2,15 +2,14 @@
 // (or come from the feature cache); the projector is the only thing that learns; the LLM is frozen.
 import type { RunConfig } from "../configs/schema.js";
 import { tf } from "../core/backend.js";
-import type { LoaderBatch } from "../data/loader.js";
-import { encodeImages, reduceFeatures } from "../models/llava.js";
 import { projectorTensors } from "../models/projector.js";
 import { saveCheckpoint } from "./checkpoint.js";
-import { computeOrLoadFeatures } from "./feature_cache.js";
+import { heldOutLoss } from "./eval_loss.js";
 import { GradAccumulator } from "./grad_accumulator.js";
 import { lrAt } from "./schedule.js";
 import { cleanup, setup, trainStateOf, type Run, type SetupOptions } from "./setup.js";
 import { applyAccumulated, microStep, textBatchOf } from "./step.js";
+import { visualTokens } from "./visual_tokens.js";
 
 export interface TrainSummary {
   steps: number;
@@ -30,21 +29,6 @@ export class NonFiniteError extends Error {
     super(`step ${step}: ${what} is not finite; stopping (the last checkpoint is untouched). Batch ids: ${batchIds.join(", ")}`);
     this.name = "NonFiniteError";
   }
-}
-
-/** The reducer's pre-projector tokens [B_img, T, Cv] for a batch: from the feature cache or the frozen tower. */
-async function visualTokens(run: Run, b: LoaderBatch): Promise<tf.Tensor3D | undefined> {
-  const [n, , H, W] = b.pixelShape;
-  if (n === 0) return undefined;
-  const compute = (px: tf.Tensor4D) =>
-    tf.tidy(() => {
-      const vision = encodeImages(run.vlm.tower, px, run.cfg.model.vision_layer);
-      return reduceFeatures(run.reducer, vision).tokens;
-    });
-  if (!run.cache) return tf.tidy(() => compute(tf.tensor4d(b.pixelValues, [n, 3, H, W])));
-  const size = 3 * H * W;
-  const images = b.imageShas.map((sha, i) => ({ sha, pixelValues: () => ({ data: b.pixelValues.subarray(i * size, (i + 1) * size), shape: [3, H, W] as [number, number, number] }) }));
-  return computeOrLoadFeatures(run.cache, images, compute);
 }
 
 async function save(run: Run): Promise<string> {
@@ -107,6 +91,8 @@ export async function train(run: Run, opts: TrainOptions = {}): Promise<TrainSum
       losses.push(loss);
       const secs = (performance.now() - t0) / 1000;
       run.metrics = { loss, lr, grad_norm: gradNorm, samples_per_s: samples / secs, tokens_per_s: count / secs, visual_tokens: run.tokensPerImage, num_tensors: tf.memory().numTensors };
+      const evalEvery = cfg.train.eval_every_steps;
+      if (evalEvery !== null && (run.step % evalEvery === 0 || run.step === last)) run.metrics.eval_loss = await heldOutLoss(run);
       run.logger.log(run.step, run.metrics);
     } finally {
       acc.dispose();

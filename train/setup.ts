@@ -12,7 +12,7 @@ import { padTokenIdOf } from "../data/batch.js";
 import { createLoader, shardSetSource, type BatchLoader } from "../data/loader.js";
 import { checkMapping, type ColumnMapping } from "../data/records.js";
 import type { SamplerCursor } from "../data/sampler.js";
-import { llavaEncoder } from "../data/sample_encoder.js";
+import { llavaEncoder, type LlavaEncoderOptions } from "../data/sample_encoder.js";
 import { resolveModelDir } from "../models/hub.js";
 import { loadVlm, type Vlm } from "../models/llava.js";
 import { buildReducer, type Reducer } from "../reduce/reducer.js";
@@ -41,6 +41,8 @@ export interface Run {
   epoch: number;
   cursor: SamplerCursor | undefined;
   cache?: FeatureCache;
+  /** How rows become samples (shared by the training and held-out loaders). */
+  encoderOptions: LlavaEncoderOptions;
   logger: MetricLogger;
   configHash: string;
   /** Last logged metrics (saved in checkpoints). */
@@ -187,14 +189,15 @@ export async function setup(cfg: RunConfig, opts: SetupOptions = {}): Promise<Ru
       cache = await openFeatureCache(root, key);
     }
 
-    const encode = llavaEncoder({
+    const encoderOptions: LlavaEncoderOptions = {
       tokenizer: vlm.tokenizer,
       tokenize: { template: m.template, maxLength: cfg.data.max_length, imageSeqLen: tokensPerImage },
       mapping,
       preprocess: { mode: cfg.data.image_aspect_ratio === "pad" ? "pad" : "clip", config: vlm.preprocessor },
       hashImages: cache !== undefined,
       isCached: cache ? (sha) => cache!.has(sha) : undefined,
-    });
+    };
+    const encode = llavaEncoder(encoderOptions);
     const loader = createLoader({
       source: shardSetSource(data),
       encode,
@@ -211,7 +214,7 @@ export async function setup(cfg: RunConfig, opts: SetupOptions = {}): Promise<Ru
     });
 
     const loggers: MetricLogger[] = [];
-    if (!opts.quiet && cfg.logging.progress !== "off") loggers.push(new StdoutLogger({ totalSteps, startStep: step, every: cfg.logging.every_steps }));
+    if (!opts.quiet && cfg.logging.progress !== "off") loggers.push(new StdoutLogger({ totalSteps, startStep: step, every: cfg.logging.every_steps, keys: ["loss", "eval_loss", "lr", "grad_norm", "samples_per_s"] }));
     if (!opts.dryRun) {
       loggers.push(new JsonlLogger(cfg.output_dir));
       if (cfg.logging.tensorboard) loggers.push(new TensorBoardLogger(path.join(cfg.output_dir, "tensorboard")));
@@ -219,7 +222,7 @@ export async function setup(cfg: RunConfig, opts: SetupOptions = {}): Promise<Ru
     }
     return {
       cfg, backend, vlm, reducer, tokensPerImage, data, loader, evalData, optimizer, schedule, totalSteps, step, epoch, cursor,
-      cache, logger: multiLogger(...loggers), configHash: hash, metrics,
+      cache, encoderOptions, logger: multiLogger(...loggers), configHash: hash, metrics,
     };
   } catch (e) {
     vlm.dispose();
