@@ -44,3 +44,39 @@ export {
   preprocessImage, preprocessToFloat32, preprocessRGB, loadPreprocessorConfig, parsePreprocessorConfig,
   CLIP_VIT_L_336_PREPROCESSOR, type PreprocessOptions, type PixelValues, type PreprocessorConfig,
 } from "./data/preprocess.js";
+
+// Data: Arrow shards, records, batching, dataset tools
+export { openShards, ShardSet, cursorAfter, type Cursor, type ShardRow, type RowWhere } from "./data/arrow_shards.js";
+export { conversationRecords, vqaRecords, toConversationRecord, toVqaRecord, LLAVA_MAPPING, VQA_MAPPING, type ColumnMapping, type ConversationRecord, type VqaRecord } from "./data/records.js";
+export { SkipReport, RowError } from "./data/skip_report.js";
+export { writeDatasetFolder, writeDatasetDict, writeArrowFile } from "./data/write_shards.js";
+export { createLoader, BatchLoader, shardSetSource, type LoaderBatch, type LoaderOptions } from "./data/loader.js";
+export { llavaEncoder, vqaConversationEncoder } from "./data/sample_encoder.js";
+export { collate, padTokenIdOf, type Batch, type Sample } from "./data/batch.js";
+export { batchToTensors, disposeBatchTensors } from "./data/batch_tensors.js";
+export { parseShardSpec, takeShard, epochPermutation, type SamplerCursor } from "./data/sampler.js";
+export { prepare, formatPrepareSummary, parseByteSize, type PrepareOptions, type PrepareSummary } from "./data/prepare.js";
+export { makeShapesData } from "./data/make_data.js";
+export { generateShapes, SHAPES_VOCAB } from "./data/shapes.js";
+export { imageSha256 } from "./data/image.js";
+
+// The VLM: parts, splicing, forward and generation with a reducer passed as a value
+export { loadVlm, vlmForward, vlmForwardFromVisual, vlmGenerate, encodeImages, reduceFeatures, projectVisual, encodeAndReduce, type Vlm, type VlmSources } from "./models/llava.js";
+export { spliceImageTokens, planSplice } from "./models/splice.js";
+export { visualizeReduction, visualizeCommand } from "./reduce/visualize.js";
+
+// Configs and training
+export { loadConfig, validateConfigFile, configFromObject } from "./configs/load.js";
+export { configHash, diffConfigs, writeResolvedConfig } from "./configs/resolved.js";
+export type { RunConfig } from "./configs/schema.js";
+export { setup as setupTraining, cleanup as cleanupTraining, type Run } from "./train/setup.js";
+export { train, runTraining, NonFiniteError, type TrainSummary } from "./train/recipe.js";
+export { maskedCrossEntropySum } from "./train/loss.js";
+export { AdamW } from "./train/optimizer.js";
+export { lrAt } from "./train/schedule.js";
+export { saveCheckpoint, loadCheckpoint, resolveCheckpoint, listCheckpoints, type TrainState } from "./train/checkpoint.js";
+export { exportProjector } from "./train/export.js";
+export { openFeatureCache, computeOrLoadFeatures, FeatureCache } from "./train/feature_cache.js";
+export { makeFeatureKey, weightsFingerprint } from "./train/feature_key.js";
+export { EventFileWriter } from "./train/tensorboard.js";
+export { JsonlLogger, TensorBoardLogger, StdoutLogger, multiLogger, type MetricLogger } from "./train/metric_logger.js";
