@@ -80,3 +80,4 @@ export { openFeatureCache, computeOrLoadFeatures, FeatureCache } from "./train/f
 export { makeFeatureKey, weightsFingerprint } from "./train/feature_key.js";
 export { EventFileWriter } from "./train/tensorboard.js";
 export { JsonlLogger, TensorBoardLogger, StdoutLogger, multiLogger, type MetricLogger } from "./train/metric_logger.js";
+export * from "./eval/metrics/index.js";
