@@ -1,0 +1,145 @@
+// The eval config schema (`vzt eval --config configs/eval/<name>.yaml`): the model, the benchmarks with their data,
+// the grid of `method@budget` cells, batching and generation limits, and where results go. `EvalConfig` is derived
+// from it; defaults live here only. Name lists mirror the registries (eval/grid.ts GRID_METHODS,
+// eval/benchmarks/registry.ts BENCHMARKS) without importing tfjs; test/eval/config.test.ts checks they agree.
+import { existsSync } from "node:fs";
+import path from "node:path";
+import { parseShardSpec } from "../data/sampler.js";
+import { expandGlob, hasGlob } from "../data/shard_paths.js";
+import { parseRepoId } from "../models/hub.js";
+import { bool, field, int, list, nullable, obj, oneOf, oneOrMany, str, INVALID, type CheckContext, type Checked, type InferShape } from "./dsl.js";
+import { loadWithSchema, objectWithSchema, type SchemaLoadOptions } from "./load_schema.js";
+import { pathField } from "./path_field.js";
+import { BACKEND_NAMES, TEMPLATE_NAMES } from "./schema.js";
+
+export const GRID_METHOD_NAMES = ["none", "visionzip", "uniform", "pool", "random"] as const;
+export const BENCHMARK_NAMES = ["vqav2", "gqa", "pope", "textvqa", "mme", "scienceqa", "shapes_vqav2", "shapes_pope"] as const;
+
+const modelSource = (type: "folder" | "any", doc: string) =>
+  nullable(
+    pathField({
+      mustExist: true,
+      type,
+      what: `a ${type === "folder" ? "folder" : "file or folder"} or Hub id org/name`,
+      accept: (p, abs) => parseRepoId(p) !== undefined && !existsSync(path.dirname(abs)),
+    }),
+    { doc },
+  );
+
+const shards = (doc: string) => oneOrMany(pathField({ mustExist: true, accept: (p, abs) => hasGlob(p) && expandGlob(abs).length > 0 }), { doc });
+
+const CELL = /^\s*([a-z][a-z0-9_]*)\s*@\s*(\d+)\s*$/;
+const gridCell = field<string>("method@budget, e.g. visionzip@64", {}, (v, key, ctx) => {
+  const m = typeof v === "string" ? CELL.exec(v) : null;
+  if (!m) {
+    ctx.report(key, `expected method@budget (e.g. visionzip@64, none@576), got ${JSON.stringify(v)}`);
+    return INVALID;
+  }
+  if (!(GRID_METHOD_NAMES as readonly string[]).includes(m[1]!)) {
+    ctx.report(key, `unknown method "${m[1]}" in ${JSON.stringify(v)}; valid: ${GRID_METHOD_NAMES.join(", ")}`);
+    return INVALID;
+  }
+  if (Number(m[2]) < 1) {
+    ctx.report(key, `budget must be a positive integer, got ${JSON.stringify(v)}`);
+    return INVALID;
+  }
+  return `${m[1]}@${Number(m[2])}`;
+});
+
+const workerShard = field<string>("\"i/N\" with 0 <= i < N", {}, (v, key, ctx) => {
+  try {
+    if (typeof v === "string") return (parseShardSpec(v), v);
+  } catch (e) {
+    ctx.report(key, (e as Error).message.replace(/^--shard /, "expected \"i/N\" with 0 <= i < N, got "));
+    return INVALID;
+  }
+  ctx.report(key, `expected "i/N" with 0 <= i < N, got ${JSON.stringify(v)}`);
+  return INVALID;
+});
+
+const MODEL_FIELDS = {
+  llava: modelSource("folder", "HF or original LLaVA composite (folder or org/name)"),
+  vision_tower: modelSource("folder", "CLIP vision model; overrides the composite's"),
+  llm: modelSource("folder", "LLaMA-family LLM; overrides the composite's"),
+  projector: modelSource("any", "projector: .safetensors, LLaVA/HF folder, `vzt export` folder, a training step_NNNNNN folder or a training output_dir (its latest complete step); null = the composite's"),
+  tokenizer: modelSource("folder", "tokenizer folder; null = the composite's or the LLM's"),
+  template: oneOf(TEMPLATE_NAMES, { default: "vicuna_v1", doc: "prompt template (vicuna_v1 for LLaVA-1.5)", aliases: ["conv_template", "version"] }),
+  vision_layer: nullable(int(), { doc: "vision hidden layer; null = the model config's (default -2)", aliases: ["mm_vision_select_layer"] }),
+  image_aspect_ratio: oneOf(["auto", "pad", "square"] as const, { default: "auto", doc: "auto = the model config's (pad for original LLaVA-1.5, CLIP resize + crop otherwise)" }),
+};
+const MODEL = obj(MODEL_FIELDS, { finish: checkModel });
+
+const BENCHMARK_FIELDS = {
+  name: oneOf(BENCHMARK_NAMES, { doc: "benchmark (eval/benchmarks/registry.ts)" }),
+  data: shards("Arrow shards: a file, folder (save_to_disk / DatasetDict), glob or list"),
+  split: nullable(str(), { doc: "split of a DatasetDict folder" }),
+  images: nullable(shards("gqa: the images dataset (id, image), joined on imageId")),
+  images_split: nullable(str(), { doc: "split of the images DatasetDict" }),
+  limit: nullable(int({ min: 1 }), { doc: "first N items; null = the top-level limit" }),
+  max_new_tokens: nullable(int({ min: 1 }), { doc: "null = the top-level max_new_tokens, else the benchmark's lmms-eval default" }),
+};
+const BENCHMARK = obj(BENCHMARK_FIELDS);
+
+const EVAL_FIELDS = {
+  output_dir: pathField({ doc: "results.json, report.md, plots, items.jsonl (the resume log) and samples.jsonl go here" }),
+  seed: int({ min: 0, default: 0, doc: "seeds random reducers" }),
+  model: MODEL,
+  benchmarks: list(BENCHMARK, { minLength: 1, doc: "benchmarks to run in every grid cell" }),
+  grid: list(gridCell, { minLength: 1, doc: "cells method@budget; none@<patches> is the % of full reference" }),
+  batch_size: int({ min: 1, default: 8, doc: "samples per generate call (left-padded)", aliases: ["micro_batch_size"] }),
+  max_new_tokens: nullable(int({ min: 1 }), { doc: "for every benchmark; null = each benchmark's lmms-eval default" }),
+  limit: nullable(int({ min: 1 }), { doc: "first N items of each benchmark; null = all" }),
+  stop_on_newline: bool({ default: true, doc: "a row stops at its first newline (as well as at EOS)" }),
+  warmup: bool({ default: true, doc: "one untimed batch per grid cell first, so timings leave out first-call costs" }),
+  samples: bool({ default: true, doc: "write samples.jsonl (every prediction with its score)" }),
+  shard: nullable(workerShard, { doc: "this worker's part \"i/N\" (vzt eval --shard i/N)" }),
+  runtime: obj({ backend: oneOf(BACKEND_NAMES, { default: "auto", doc: "tfjs backend; VZT_BACKEND overrides" }) }),
+};
+export const EVAL_CONFIG = obj(EVAL_FIELDS, { finish: checkEval });
+
+export type EvalConfig = InferShape<typeof EVAL_FIELDS>;
+export type EvalModelConfig = InferShape<typeof MODEL_FIELDS>;
+export type EvalBenchmarkConfig = InferShape<typeof BENCHMARK_FIELDS>;
+
+function checkModel(m: EvalModelConfig, key: string, ctx: CheckContext): Checked<EvalModelConfig> {
+  if (m.llava === null && (m.vision_tower === null || m.llm === null || m.projector === null)) {
+    ctx.report(`${key}.llava`, "missing required key: set model.llava, or all of model.vision_tower, model.llm and model.projector");
+    return INVALID;
+  }
+  return m;
+}
+
+function checkEval(c: EvalConfig, _key: string, ctx: CheckContext): Checked<EvalConfig> {
+  let ok = true;
+  const seen = new Set<string>();
+  c.grid.forEach((cell, i) => {
+    if (seen.has(cell)) {
+      ctx.report(`grid[${i}]`, `"${cell}" is listed twice`);
+      ok = false;
+    }
+    seen.add(cell);
+  });
+  const names = new Set<string>();
+  c.benchmarks.forEach((b, i) => {
+    if (names.has(b.name)) {
+      ctx.report(`benchmarks[${i}].name`, `"${b.name}" is listed twice`);
+      ok = false;
+    }
+    names.add(b.name);
+    if (b.name === "gqa" && b.images === null) {
+      ctx.report(`benchmarks[${i}].images`, "missing required key: gqa needs the images dataset (lmms-lab/GQA testdev_balanced_images)");
+      ok = false;
+    }
+  });
+  return ok ? c : INVALID;
+}
+
+/** Reads, overrides, resolves and validates an eval config file (every problem at once in one ConfigError). */
+export function loadEvalConfig(file: string, opts: SchemaLoadOptions = {}): EvalConfig {
+  return loadWithSchema(EVAL_CONFIG, file, opts);
+}
+
+/** Validates an eval config given as a plain object. */
+export function evalConfigFromObject(raw: unknown, opts: Omit<SchemaLoadOptions, "sets"> & { label?: string } = {}): EvalConfig {
+  return objectWithSchema(EVAL_CONFIG, raw, opts);
+}
