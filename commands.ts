@@ -198,7 +198,35 @@ export const COMMANDS: Record<string, Command> = {
       console.log(`${r.file}\n${r.configFile}  (step ${r.meta.source.step}, ${r.meta.mm_projector_type} ${r.meta.mm_hidden_size}->${r.meta.hidden_size})`);
     },
   },
-  eval: { summary: "score models on VQA-style benchmarks across reduction methods and budgets", usage: "usage: vzt eval --config FILE", options: {}, run: notYet(5, "eval") },
+  eval: {
+    summary: "score a model on VQA-style benchmarks across reduction methods x budgets (report.md, results.json, plots)",
+    usage: "usage: vzt eval --config FILE [--set key.path=value ...] [--shard i/N]\n" +
+      "       vzt eval --merge OUTPUT_DIR            (combine shard results)\n" +
+      "       vzt eval --compare A/results.json B/results.json\n" +
+      "example: vzt eval --config configs/eval/demo.yaml",
+    options: { config: { type: "string" }, set: { type: "string", multiple: true }, shard: { type: "string" }, merge: { type: "boolean" }, compare: { type: "boolean" } },
+    async run(v, pos) {
+      if (v.compare) {
+        if (pos.length !== 2) throw new Error("vzt eval --compare: give two results.json files");
+        const { compareResults } = await import("./eval/compare.js");
+        process.stdout.write(compareResults(pos[0]!, pos[1]!).text);
+        return;
+      }
+      if (v.merge) {
+        if (pos.length === 0) throw new Error("vzt eval --merge: give the eval output folder(s)");
+        const { mergeShards } = await import("./eval/outputs.js");
+        const r = mergeShards(pos);
+        console.log(Object.values(r.files).join("\n"));
+        return;
+      }
+      const file = str(v.config);
+      if (!file) throw new Error("vzt eval: --config FILE is required (or --merge / --compare)");
+      const { loadEvalConfig } = await import("./configs/eval_schema.js");
+      const { runEval } = await import("./eval/recipe.js");
+      const summary = await runEval(loadEvalConfig(file, { sets: sets(v) }), { shard: str(v.shard) });
+      console.log(summary.results ? `eval written to ${summary.outputDir}:\n  ${Object.values(summary.files).join("\n  ")}` : `shard done (${summary.scored} items); merge with vzt eval --merge ${summary.outputDir}`);
+    },
+  },
   gsearch: { summary: "greedy search of a per-layer keep schedule", usage: "usage: vzt gsearch --config FILE", options: {}, run: notYet(6, "gsearch") },
   psigmoid: { summary: "fit a P-Sigmoid keep schedule at a FLOPs budget", usage: "usage: vzt psigmoid --config FILE --budget B", options: {}, run: notYet(6, "psigmoid") },
 };
