@@ -4,6 +4,7 @@ import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { installWasmMatMulFastPath } from "./wasm_kernels.js";
 
 export { tf };
 
@@ -48,7 +49,9 @@ async function tryWasm(): Promise<string | undefined> {
       setWasmPaths(path.join(dir, "dist") + path.sep);
       wasmPathsSet = true;
     }
-    return (await tf.setBackend("wasm")) ? undefined : "wasm: did not initialise";
+    if (!(await tf.setBackend("wasm"))) return "wasm: did not initialise";
+    installWasmMatMulFastPath();
+    return undefined;
   } catch (e) {
     return `wasm: ${(e as Error).message}`;
   }
