@@ -6,18 +6,24 @@
 // Weights are seeded normal draws (core/rng.ts, one stream per tensor name) at scales that keep an untrained
 // forward finite and non-degenerate; the same seed writes byte-identical files.
 import { CLIP_VIT_L_336_PREPROCESSOR } from "../data/preprocess.js";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ensureBackend, tf } from "../core/backend.js";
 import { createRng } from "../core/rng.js";
 import { SHAPES_VOCAB } from "../data/shapes.js";
 import type { Json } from "./config_json.js";
 import { buildProjector, projectorConfigJson, projectorTensors, type Projector } from "./projector.js";
+import { pretrainTiny, type PretrainOptions, type PretrainResult } from "./pretrain_tiny.js";
 import { writeSafetensors } from "./safetensors.js";
 
 export interface TinyOptions {
   /** Seed of every weight draw (default 0). */
   seed?: number;
+  /**
+   * Then pretrain the LLM and projector on shapes data (models/pretrain_tiny.ts; seed defaults to `seed`): llm/ and
+   * llava/ hold the trained LLM, projector/ the trained projector, projector_init/ the untrained one.
+   */
+  pretrain?: Omit<PretrainOptions, "seed" | "dryRun"> & { seed?: number };
 }
 
 /** Sizes of the tiny CLIP vision tower. */
@@ -287,10 +293,17 @@ async function writeTokenizer(dir: string, tok: TinyTokenizerFiles): Promise<voi
 }
 
 /**
- * Writes `clip/`, `llm/`, `projector/` and `llava/` under outDir (created if missing; existing files overwritten).
- * The same seed gives byte-identical files. Leaves the tensor count unchanged.
+ * Writes `clip/`, `llm/`, `projector/` and `llava/` under outDir (created if missing; existing files overwritten;
+ * a previous pretraining's `pretrain.json` and `projector_init/` removed), then pretrains when `opts.pretrain` is
+ * given (its metrics are returned). The same seed gives byte-identical files. Leaves the tensor count unchanged.
  */
-export async function makeTiny(outDir: string, opts: TinyOptions = {}): Promise<void> {
+export async function makeTiny(outDir: string, opts: TinyOptions = {}): Promise<PretrainResult | undefined> {
+  await writeTiny(outDir, opts);
+  if (!opts.pretrain) return undefined;
+  return pretrainTiny(outDir, { ...opts.pretrain, seed: opts.pretrain.seed ?? opts.seed ?? 0 });
+}
+
+async function writeTiny(outDir: string, opts: TinyOptions): Promise<void> {
   await ensureBackend();
   const seed = opts.seed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`make-tiny: seed must be a non-negative integer, got ${seed}`);
@@ -304,6 +317,8 @@ export async function makeTiny(outDir: string, opts: TinyOptions = {}): Promise<
   const llm = drawTensors(seed + 1, llmDraws);
   const dirs = Object.fromEntries(["clip", "llm", "projector", "llava"].map((d) => [d, path.join(outDir, d)])) as Record<string, string>;
   for (const d of Object.values(dirs)) await mkdir(d, { recursive: true });
+  await rm(path.join(outDir, "pretrain.json"), { force: true });
+  await rm(path.join(outDir, "projector_init"), { recursive: true, force: true });
 
   // clip/
   await writeJson(dirs.clip!, "config.json", clipConfig);
