@@ -67,14 +67,19 @@ export const COMMANDS: Record<string, Command> = {
   },
   "make-tiny": {
     summary: "write deterministic tiny HF-format models (CLIP 336/14, LLaMA, tokenizer, LLaVA composite)",
-    usage: "usage: vzt make-tiny --out DIR [--seed N]",
-    options: { out: { type: "string" }, seed: { type: "string" } },
+    usage: "usage: vzt make-tiny --out DIR [--seed N] [--pretrain-steps N [--pretrain-images M] [--pretrain-batch B] [--pretrain-lr X]]\n" +
+      "--pretrain-steps trains the tiny LLM + projector on synthetic shapes (pooled/random token sets), so the LLM can read\n" +
+      "visual tokens like a released LLaVA; the untrained projector is kept as projector_init/ (see models/pretrain_tiny.ts).",
+    options: { out: { type: "string" }, seed: { type: "string" }, "pretrain-steps": { type: "string" }, "pretrain-images": { type: "string" }, "pretrain-batch": { type: "string" }, "pretrain-lr": { type: "string" } },
     async run(v) {
       const out = str(v.out);
       if (!out) throw new Error("vzt make-tiny: --out DIR is required");
       const { makeTiny } = await import("./models/make_tiny.js");
-      await makeTiny(out, { seed: int(v.seed, "--seed") });
-      console.log(`tiny models written to ${out}`);
+      const steps = int(v["pretrain-steps"], "--pretrain-steps");
+      const lr = str(v["pretrain-lr"]);
+      const pretrain = steps ? { steps, images: int(v["pretrain-images"], "--pretrain-images"), batchSize: int(v["pretrain-batch"], "--pretrain-batch"), lr: lr === undefined ? undefined : Number(lr) } : undefined;
+      const r = await makeTiny(out, { seed: int(v.seed, "--seed"), pretrain });
+      console.log(`tiny models written to ${out}${r ? ` (pretrained ${steps} steps: loss ${r.firstLoss.toFixed(3)} -> ${r.lastLoss.toFixed(3)})` : ""}`);
     },
   },
   demo: {

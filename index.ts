@@ -81,3 +81,13 @@ export { makeFeatureKey, weightsFingerprint } from "./train/feature_key.js";
 export { EventFileWriter } from "./train/tensorboard.js";
 export { JsonlLogger, TensorBoardLogger, StdoutLogger, multiLogger, type MetricLogger } from "./train/metric_logger.js";
 export * from "./eval/metrics/index.js";
+
+// Evaluation
+export { runEval, type EvalSummary, type EvalOptions } from "./eval/recipe.js";
+export { mergeShards } from "./eval/outputs.js";
+export { compareResults } from "./eval/compare.js";
+export { loadEvalConfig, evalConfigFromObject, type EvalConfig } from "./configs/eval_schema.js";
+export { generateBatch } from "./eval/generate.js";
+export { GRID_METHODS, parseGridCell } from "./eval/grid.js";
+export { BENCHMARKS, getBenchmark } from "./eval/benchmarks/registry.js";
+export { pretrainTiny, type PretrainOptions, type PretrainResult } from "./models/pretrain_tiny.js";
