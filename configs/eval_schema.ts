@@ -2,31 +2,14 @@
 // the grid of `method@budget` cells, batching and generation limits, and where results go. `EvalConfig` is derived
 // from it; defaults live here only. Name lists mirror the registries (eval/grid.ts GRID_METHODS,
 // eval/benchmarks/registry.ts BENCHMARKS) without importing tfjs; test/eval/config.test.ts checks they agree.
-import { existsSync } from "node:fs";
-import path from "node:path";
-import { parseShardSpec } from "../data/sampler.js";
-import { expandGlob, hasGlob } from "../data/shard_paths.js";
-import { parseRepoId } from "../models/hub.js";
-import { bool, field, int, list, nullable, obj, oneOf, oneOrMany, str, INVALID, type CheckContext, type Checked, type InferShape } from "./dsl.js";
+import { bool, field, int, list, nullable, obj, oneOf, str, INVALID, type CheckContext, type Checked, type InferShape } from "./dsl.js";
 import { loadWithSchema, objectWithSchema, type SchemaLoadOptions } from "./load_schema.js";
 import { pathField } from "./path_field.js";
+import { modelSource, shardSpec as shards, workerShard } from "./fields.js";
 import { BACKEND_NAMES, TEMPLATE_NAMES } from "./schema.js";
 
 export const GRID_METHOD_NAMES = ["none", "visionzip", "uniform", "pool", "random"] as const;
 export const BENCHMARK_NAMES = ["vqav2", "gqa", "pope", "textvqa", "mme", "scienceqa", "shapes_vqav2", "shapes_pope"] as const;
-
-const modelSource = (type: "folder" | "any", doc: string) =>
-  nullable(
-    pathField({
-      mustExist: true,
-      type,
-      what: `a ${type === "folder" ? "folder" : "file or folder"} or Hub id org/name`,
-      accept: (p, abs) => parseRepoId(p) !== undefined && !existsSync(path.dirname(abs)),
-    }),
-    { doc },
-  );
-
-const shards = (doc: string) => oneOrMany(pathField({ mustExist: true, accept: (p, abs) => hasGlob(p) && expandGlob(abs).length > 0 }), { doc });
 
 const CELL = /^\s*([a-z][a-z0-9_]*)\s*@\s*(\d+)\s*$/;
 const gridCell = field<string>("method@budget, e.g. visionzip@64", {}, (v, key, ctx) => {
@@ -46,16 +29,6 @@ const gridCell = field<string>("method@budget, e.g. visionzip@64", {}, (v, key, 
   return `${m[1]}@${Number(m[2])}`;
 });
 
-const workerShard = field<string>("\"i/N\" with 0 <= i < N", {}, (v, key, ctx) => {
-  try {
-    if (typeof v === "string") return (parseShardSpec(v), v);
-  } catch (e) {
-    ctx.report(key, (e as Error).message.replace(/^--shard /, "expected \"i/N\" with 0 <= i < N, got "));
-    return INVALID;
-  }
-  ctx.report(key, `expected "i/N" with 0 <= i < N, got ${JSON.stringify(v)}`);
-  return INVALID;
-});
 
 const MODEL_FIELDS = {
   llava: modelSource("folder", "HF or original LLaVA composite (folder or org/name)"),

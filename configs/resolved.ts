@@ -6,8 +6,9 @@
 // the tfjs backend (runtime.*: backends agree to float tolerance and a run may resume on another machine), and
 // what only affects evaluation or speed (data.eval, data.prefetch, train.eval_every_steps, train.eval_batches,
 // train.feature_cache: cached features are the same numbers, eval.*).
+import { writeFileAtomicSync } from "../core/atomic.js";
 import { createHash } from "node:crypto";
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import YAML from "yaml";
 import { isMapping } from "./dsl.js";
@@ -100,8 +101,6 @@ export function resolvedConfigYaml(cfg: ConfigLike): string {
 export function writeResolvedConfig(cfg: ConfigLike, dir: string): string {
   mkdirSync(dir, { recursive: true });
   const file = path.join(dir, "config.yaml");
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, resolvedConfigYaml(cfg));
-  renameSync(tmp, file);
+  writeFileAtomicSync(file, resolvedConfigYaml(cfg));
   return file;
 }

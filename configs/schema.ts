@@ -2,52 +2,20 @@
 // cross-field checks. `RunConfig` (the type loadConfig returns) is derived from it. Defaults live here only.
 // Enum lists mirror the registries (reduce/reducer.ts REDUCERS, models/projector.ts PROJECTOR_TYPES,
 // data/prompt.ts TEMPLATE_NAMES, core/backend.ts BACKENDS) without importing tfjs; test/configs checks they agree.
-import { existsSync } from "node:fs";
-import path from "node:path";
-import { parseShardSpec } from "../data/sampler.js";
-import { expandGlob, hasGlob } from "../data/shard_paths.js";
-import { parseRepoId } from "../models/hub.js";
 import { visionZipSplit } from "../reduce/budget.js";
 import {
-  anyOf, bool, derived, describeFields, field, int, isDerived, list, nullable, num, obj, oneOf, oneOrMany, openMapping, str,
+  anyOf, bool, derived, describeFields, int, isDerived, list, nullable, num, obj, oneOf, openMapping, str,
   INVALID, type CheckContext, type Checked, type InferShape,
 } from "./dsl.js";
 import { pathField } from "./path_field.js";
+import { modelSource, shardSpec, workerShard } from "./fields.js";
+
+const shards = (doc: string) => nullable(shardSpec(doc), { doc });
 
 export const REDUCER_NAMES = ["visionzip", "none", "uniform", "pool", "random"] as const;
 export const PROJECTOR_TYPE_NAMES = ["mlp2x_gelu", "linear"] as const;
 export const TEMPLATE_NAMES = ["vicuna_v1", "plain", "chat_template"] as const;
 export const BACKEND_NAMES = ["auto", "tensorflow", "wasm", "cpu"] as const;
-
-/**
- * A model folder, or a Hub id `org/name[@revision]` (resolved by models/hub.ts at setup, not checked here). A
- * missing `a/b` whose folder `a` exists locally is taken as a mistyped local path, not a Hub id.
- */
-const modelSource = (type: "folder" | "any", doc: string) =>
-  nullable(
-    pathField({
-      mustExist: true,
-      type,
-      what: `a ${type === "folder" ? "folder" : "file or folder"} or Hub id org/name`,
-      accept: (p, abs) => parseRepoId(p) !== undefined && !existsSync(path.dirname(abs)),
-    }),
-    { doc },
-  );
-
-/** Arrow shards: a file, a folder (save_to_disk or *.arrow), a glob that must match, or a list of these. */
-const shards = (doc: string) =>
-  nullable(oneOrMany(pathField({ mustExist: true, accept: (p, abs) => hasGlob(p) && expandGlob(abs).length > 0 })), { doc });
-
-const workerShard = field<string>("\"i/N\" with 0 <= i < N", {}, (v, key, ctx) => {
-  try {
-    if (typeof v === "string") return (parseShardSpec(v), v);
-  } catch (e) {
-    ctx.report(key, (e as Error).message.replace(/^--shard /, "expected \"i/N\" with 0 <= i < N, got "));
-    return INVALID;
-  }
-  ctx.report(key, `expected "i/N" with 0 <= i < N, got ${JSON.stringify(v)}`);
-  return INVALID;
-});
 
 const MODEL_FIELDS = {
   llava: modelSource("folder", "HF LLaVA composite (folder or org/name): vision tower, LLM and tokenizer in one"),

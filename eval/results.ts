@@ -6,7 +6,8 @@
 //                  config and versions (shaped after lmms-eval's results file: results / n-samples / config).
 // A sharded run (`--shard i/N`) writes its log under shards/<i>-of-<N>/; mergeShards unions the shard logs
 // (checking they belong to one config and that every shard finished) and builds the same results as one run.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, truncateSync, writeFileSync, writeSync } from "node:fs";
+import { writeFileAtomicSync } from "../core/atomic.js";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import path from "node:path";
 import { ConfigError, DataError } from "../core/errors.js";
 import type { ItemScore } from "./benchmarks/types.js";
@@ -132,10 +133,7 @@ export function readItemLog(file: string, opts: { repair?: boolean } = {}): { he
 
 /** Writes JSON through a temp file + rename (never a half-written file). */
 export function writeJsonAtomic(file: string, value: unknown): void {
-  mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(value, null, 2) + "\n");
-  renameSync(tmp, file);
+  writeFileAtomicSync(file, JSON.stringify(value, null, 2) + "\n");
 }
 
 // ---- shards ----------------------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 // safetensors: 8-byte little-endian header length N, N bytes of UTF-8 JSON, then the tensor data.
 // The reader validates like the reference Rust crate (safetensors/src/tensor.rs) and reads each tensor
 // by offset, so a multi-GB file is never copied whole into memory. Every error names the file and tensor.
-import { open, rename, unlink } from "node:fs/promises";
+import { open } from "node:fs/promises";
+import { writeFileAtomic } from "../core/atomic.js";
 import { ensureBackend, tf } from "../core/backend.js";
 import { WeightsError } from "../core/errors.js";
 
@@ -316,19 +317,7 @@ export async function encodeSafetensors(tensors: Record<string, tf.Tensor>, meta
 
 /** Writes a safetensors file atomically: temporary file, fsync, rename. */
 export async function writeSafetensors(path: string, tensors: Record<string, tf.Tensor>, metadata?: Record<string, string>): Promise<void> {
-  const bytes = await encodeSafetensors(tensors, metadata);
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  const fh = await open(tmp, "w");
-  try {
-    await fh.writeFile(bytes);
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await unlink(tmp).catch(() => {});
-    throw e;
-  }
-  await fh.close();
-  await rename(tmp, path);
+  await writeFileAtomic(path, await encodeSafetensors(tensors, metadata));
 }
 
 /** PyTorch pickles can run arbitrary code when loaded: refuse them and say how to convert. */

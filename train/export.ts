@@ -6,7 +6,8 @@
 //                                 hidden_size, mm_vision_tower) plus what the projector was tuned for: reducer and
 //                                 budget, base models, source run and step.
 // `loadProjector(DIR)` reads the folder back. Both files are replaced atomically (temp + fsync + rename).
-import { mkdir, open, rename, unlink } from "node:fs/promises";
+import { mkdir } from "node:fs/promises";
+import { writeFileAtomic } from "../core/atomic.js";
 import path from "node:path";
 import { loadProjector, projectorConfigJson, projectorTensors, type ProjectorNaming } from "../models/projector.js";
 import { writeSafetensors } from "../models/safetensors.js";
@@ -71,7 +72,7 @@ export async function exportProjector(opts: ExportOptions): Promise<{ file: stri
       for (const t of Object.values(tensors)) t.dispose();
     }
     const configFile = path.join(opts.out, EXPORT_CONFIG_FILE);
-    await writeTextAtomic(configFile, JSON.stringify(meta, null, 2) + "\n");
+    await writeFileAtomic(configFile, JSON.stringify(meta, null, 2) + "\n");
     return { file, configFile, meta };
   } finally {
     p.dispose();
@@ -96,17 +97,3 @@ function exportMeta(state: Awaited<ReturnType<typeof readTrainState>>, dir: stri
   };
 }
 
-async function writeTextAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}-${Date.now()}`;
-  const fh = await open(tmp, "w");
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } catch (e) {
-    await fh.close();
-    await unlink(tmp).catch(() => {});
-    throw e;
-  }
-  await fh.close();
-  await rename(tmp, file);
-}
