@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { stringify } from "yaml";
-import { configFromObject } from "../../configs/load.js";
+import { configFromObject, loadConfig } from "../../configs/load.js";
 import type { RunConfig } from "../../configs/schema.js";
 import { setBackend } from "../../core/backend.js";
 import { makeShapesData } from "../../data/make_data.js";
@@ -80,6 +80,25 @@ test("training on a fixed batch lowers the loss clearly, with no tensor growth a
   const lines = (await readFile(path.join(cfg.output_dir, "metrics.jsonl"), "utf8")).trim().split("\n");
   assert.equal(lines.length, 10);
   assert.ok(existsSync(path.join(cfg.output_dir, "config.yaml")));
+});
+
+test("configs/demo.yaml (the shipped demo recipe) trains a few steps and the loss decreases", async () => {
+  const cfg = loadConfig(path.join(repoRoot(), "configs/demo.yaml"), {
+    purpose: "train",
+    sets: [
+      `output_dir=${path.join(tmp, "demo")}`,
+      `model.llava=${path.join(tmp, "tiny/llava")}`,
+      `model.projector=${path.join(tmp, "tiny/projector")}`,
+      `data.train=${path.join(tmp, "shapes/train")}`,
+      "train.max_steps=6",
+      "logging.progress=off",
+    ],
+  });
+  const r = await runAll(cfg);
+  assert.equal(r.steps, 6);
+  const first = (r.losses[0]! + r.losses[1]!) / 2;
+  const last = (r.losses[4]! + r.losses[5]!) / 2;
+  assert.ok(last < first, `losses ${r.losses.map((l) => l.toFixed(3)).join(", ")}`);
 });
 
 test("stop at step 3 + resume latest == an uninterrupted run: same losses, identical projector bytes", async () => {
