@@ -8,11 +8,16 @@ import { pathField } from "./path_field.js";
 import { modelSource, shardSpec as shards, workerShard } from "./fields.js";
 import { BACKEND_NAMES, TEMPLATE_NAMES } from "./schema.js";
 
-export const GRID_METHOD_NAMES = ["none", "visionzip", "uniform", "pool", "random"] as const;
+export const GRID_METHOD_NAMES = ["none", "visionzip", "uniform", "pool", "random", "fastv", "topv", "psigmoid", "gsearch"] as const;
+/** Methods whose cell may name a keep-schedule file instead of a budget (`gsearch@schedules/g.json`). */
+export const SCHEDULE_FILE_METHODS = ["psigmoid", "gsearch"] as const;
 export const BENCHMARK_NAMES = ["vqav2", "gqa", "pope", "textvqa", "mme", "scienceqa", "shapes_vqav2", "shapes_pope"] as const;
 
 const CELL = /^\s*([a-z][a-z0-9_]*)\s*@\s*(\d+)\s*$/;
-const gridCell = field<string>("method@budget, e.g. visionzip@64", {}, (v, key, ctx) => {
+const FILE_CELL = /^\s*([a-z][a-z0-9_]*)@(.*\D.*?)\s*$/;
+const gridCell = field<string>("method@budget, e.g. visionzip@64 (gsearch@<schedule file>)", {}, (v, key, ctx) => {
+  const f = typeof v === "string" && !CELL.exec(v) ? FILE_CELL.exec(v) : null;
+  if (f && (SCHEDULE_FILE_METHODS as readonly string[]).includes(f[1]!)) return `${f[1]}@${f[2]}`;
   const m = typeof v === "string" ? CELL.exec(v) : null;
   if (!m) {
     ctx.report(key, `expected method@budget (e.g. visionzip@64, none@576), got ${JSON.stringify(v)}`);

@@ -11,6 +11,7 @@ import { disposeVision, encodeImages, projectVisual, reduceFeatures, type Vlm } 
 import { spliceImageTokens } from "../models/splice.js";
 import type { KVCache } from "../models/kv_cache.js";
 import type { Reducer } from "../reduce/reducer.js";
+import type { InLlmReducer } from "../reduce/in_llm.js";
 
 export interface GenerateRequest {
   /** Prompt ids with one IMAGE_TOKEN_INDEX (-200) where the image goes. */
@@ -31,6 +32,8 @@ export interface EvalGenerateOptions {
   imageShape: [number, number, number];
   /** Vision hidden-state index (default vlm.visionLayer). */
   layer?: number;
+  /** Token reduction inside the LLM (FastV, TopV, keep schedules), applied in the prefill. */
+  inLlm?: InLlmReducer;
 }
 
 export type StopReason = "eos" | "newline" | "length";
@@ -64,6 +67,8 @@ export interface GenerateBatchResult {
   visualTokens: number;
   /** Largest KV cache held (bytes, padded batch, all layers' keys + values). */
   kvPeakBytes: number;
+  /** With inLlm: visual tokens per image entering each LLM layer (its cache holds text + these). */
+  visualPerLayer?: number[];
 }
 
 /** Waits until `t` is computed (reads one element; enough on every backend) and returns the time. */
@@ -129,6 +134,7 @@ export async function generateBatch(vlm: Vlm, reducer: Reducer, reqs: readonly G
   const cache = vlm.lm.newCache();
   let kvPeakBytes = 0;
   let promptTokens: number[] = [];
+  let visualPerLayer: number[] | undefined;
   try {
     t0 = performance.now();
     const projected = projectVisual(vlm.projector, reduced.tokens); // [B, T, D]
@@ -142,7 +148,10 @@ export async function generateBatch(vlm: Vlm, reducer: Reducer, reqs: readonly G
     promptTokens = sp.lengths;
     let logits: tf.Tensor3D;
     try {
-      logits = vlm.lm.forward({ inputsEmbeds: sp.inputsEmbeds, attentionMask: sp.attentionMask, cache, lastLogitsOnly: true }).logits; // [B, 1, V]
+      const reduction = opts.inLlm ? { reducer: opts.inLlm, visualPositions: sp.visualPositions } : undefined;
+      const pre = vlm.lm.forward({ inputsEmbeds: sp.inputsEmbeds, attentionMask: sp.attentionMask, cache, lastLogitsOnly: true, reduction }); // [B, 1, V]
+      logits = pre.logits;
+      visualPerLayer = pre.reduction?.visualPerLayer;
     } finally {
       tf.dispose([sp.inputsEmbeds, sp.attentionMask]);
     }
@@ -179,5 +188,5 @@ export async function generateBatch(vlm: Vlm, reducer: Reducer, reqs: readonly G
     cache.dispose();
   }
   const rows = out.map((ids, r): GeneratedRow => ({ ids, text: answerText(opts.tokenizer, ids), stop: stop[r]!, promptTokens: promptTokens[r]! }));
-  return { rows, timings, visualTokens, kvPeakBytes };
+  return { rows, timings, visualTokens, kvPeakBytes, ...(visualPerLayer ? { visualPerLayer } : {}) };
 }

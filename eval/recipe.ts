@@ -10,6 +10,8 @@ import { preprocessToFloat32 } from "../data/preprocess.js";
 import { ownsPosition } from "../data/sampler.js";
 import type { Reducer } from "../reduce/reducer.js";
 import { prefillFlops } from "../train/dry_run.js";
+import { flopsEquivalentTokens, scheduleFlops } from "../reduce/schedule.js";
+import type { InLlmReducer } from "../reduce/in_llm.js";
 import type { EvalResults } from "./aggregate.js";
 import { generateBatch, type GenerateBatchResult, type GenerateRequest } from "./generate.js";
 import { buildCell, type GridCell } from "./grid.js";
@@ -50,9 +52,10 @@ export async function runEval(cfg: EvalConfig, opts: EvalOptions = {}): Promise<
   try {
     const patches = run.vlm.tower.config.numPositions - 1;
     for (const cell of run.cells) {
-      const { reducer } = buildCell(cell, { patches, seed: cfg.seed });
-      if (cfg.warmup && run.benchmarks.some((b) => hasWork(run, cell, b))) await warmUp(run, reducer, opts.generate ?? generateBatch);
-      for (const data of run.benchmarks) await evalBenchmark(run, cell, reducer, data, summary, opts);
+      const lmc = run.vlm.lm.config;
+      const { reducer, inLlm } = buildCell(cell, { patches, seed: cfg.seed, llm: { layers: lmc.layers, hidden: lmc.hidden, intermediate: lmc.intermediate } });
+      if (cfg.warmup && run.benchmarks.some((b) => hasWork(run, cell, b))) await warmUp(run, reducer, opts.generate ?? generateBatch, inLlm);
+      for (const data of run.benchmarks) await evalBenchmark(run, cell, reducer, data, summary, opts, inLlm);
     }
   } catch (e) {
     if (!(e instanceof Interrupted)) throw e;
@@ -82,16 +85,16 @@ function hasWork(run: EvalRun, cell: GridCell, data: BenchmarkData): boolean {
 }
 
 /** One untimed batch of blank images through the cell's pipeline (first-call allocations and kernel set-up). */
-async function warmUp(run: EvalRun, reducer: Reducer, generate: typeof generateBatch): Promise<void> {
+async function warmUp(run: EvalRun, reducer: Reducer, generate: typeof generateBatch, inLlm?: InLlmReducer): Promise<void> {
   const tok = run.vlm.tokenizer!;
   const [C, H, W] = run.imageShape;
   const ids = tokenizeConversation({ image: "image", messages: [{ from: "human", value: "<image>\nWhat is this?" }] }, tok, { template: run.cfg.model.template, forGeneration: true }).inputIds;
   const req: GenerateRequest = { inputIds: ids, pixels: new Float32Array(C * H * W) };
-  await generate(run.vlm, reducer, Array.from({ length: run.cfg.batch_size }, () => req), { maxNewTokens: 2, eosTokenIds: [], tokenizer: tok, imageShape: run.imageShape, stopOnNewline: false });
+  await generate(run.vlm, reducer, Array.from({ length: run.cfg.batch_size }, () => req), { maxNewTokens: 2, eosTokenIds: [], tokenizer: tok, imageShape: run.imageShape, stopOnNewline: false, inLlm });
 }
 
 /** One benchmark in one cell: the items this worker owns and has not logged yet, in batches. */
-async function evalBenchmark(run: EvalRun, cell: GridCell, reducer: Reducer, data: BenchmarkData, summary: EvalSummary, opts: EvalOptions): Promise<void> {
+async function evalBenchmark(run: EvalRun, cell: GridCell, reducer: Reducer, data: BenchmarkData, summary: EvalSummary, opts: EvalOptions, inLlm?: InLlmReducer): Promise<void> {
   const name = data.benchmark.name;
   let owned = 0;
   let done = 0;
@@ -106,7 +109,7 @@ async function evalBenchmark(run: EvalRun, cell: GridCell, reducer: Reducer, dat
   if (done > 0) bar?.update(done);
   let batch: PositionedItem[] = [];
   const flush = async () => {
-    const records = await evalBatch(run, cell, reducer, data, batch, opts.generate ?? generateBatch);
+    const records = await evalBatch(run, cell, reducer, data, batch, opts.generate ?? generateBatch, inLlm);
     run.log.append(records);
     summary.scored += records.length;
     summary.failed += records.filter((r) => r.failed).length;
@@ -129,7 +132,7 @@ interface Prepared {
 }
 
 /** Prepares, generates and scores one batch; an item that fails is recorded as failed, never dropped. */
-async function evalBatch(run: EvalRun, cell: GridCell, reducer: Reducer, data: BenchmarkData, batch: readonly PositionedItem[], generate: typeof generateBatch): Promise<ItemRecord[]> {
+async function evalBatch(run: EvalRun, cell: GridCell, reducer: Reducer, data: BenchmarkData, batch: readonly PositionedItem[], generate: typeof generateBatch, inLlm?: InLlmReducer): Promise<ItemRecord[]> {
   const { vlm, cfg } = run;
   const tok = vlm.tokenizer!;
   const bcfg = cfg.benchmarks.find((b) => b.name === data.benchmark.name);
@@ -147,7 +150,7 @@ async function evalBatch(run: EvalRun, cell: GridCell, reducer: Reducer, data: B
       prepared.push({ p, failed: `prepare: ${(e as Error).message}` });
     }
   }
-  const gen = { maxNewTokens, eosTokenIds: [...new Set([...vlm.lm.config.eosTokenIds, ...(tok.eosTokenId !== undefined ? [tok.eosTokenId] : [])])], stopOnNewline: cfg.stop_on_newline, tokenizer: tok, imageShape: run.imageShape, layer: cfg.model.vision_layer ?? undefined };
+  const gen = { maxNewTokens, eosTokenIds: [...new Set([...vlm.lm.config.eosTokenIds, ...(tok.eosTokenId !== undefined ? [tok.eosTokenId] : [])])], stopOnNewline: cfg.stop_on_newline, tokenizer: tok, imageShape: run.imageShape, layer: cfg.model.vision_layer ?? undefined, ...(inLlm ? { inLlm } : {}) };
   const ready = prepared.filter((x) => x.req);
   const results = new Map<Prepared, { out: GenerateBatchResult; row: number }>();
   try {
@@ -181,19 +184,33 @@ function toRecord(run: EvalRun, cell: GridCell, data: BenchmarkData, x: Prepared
   const B = out.rows.length;
   const t = out.timings;
   const positions = g.promptTokens + Math.max(0, g.ids.length - 1);
+  const inLlm = out.visualPerLayer ? inLlmCosts(out.visualPerLayer, g.promptTokens - out.visualTokens, Math.max(0, g.ids.length - 1), lm) : undefined;
   return {
     ...base,
     prediction: g.text,
     score: data.benchmark.score(g.text, item),
     stop: g.stop,
-    visual_tokens: out.visualTokens,
+    // In-LLM methods: the FLOPs-equivalent retained tokens (the uniform budget with the same prefill FLOPs).
+    visual_tokens: inLlm ? inLlm.equivalentTokens : out.visualTokens,
     prompt_tokens: g.promptTokens,
     new_tokens: g.ids.length,
     tower_ms: t.towerMs / B,
     reducer_ms: t.reducerMs / B,
     prefill_ms: t.prefillMs / B,
     decode_ms_per_token: t.decodeSteps > 0 ? t.decodeMs / t.decodeSteps : null,
-    kv_cache_bytes: 2 * lm.layers * lm.kvHeads * lm.headDim * 4 * positions,
-    prefill_flops: prefillFlops(g.promptTokens, lm.hidden, lm.intermediate, lm.layers),
+    kv_cache_bytes: inLlm ? inLlm.kvBytes : 2 * lm.layers * lm.kvHeads * lm.headDim * 4 * positions,
+    prefill_flops: inLlm ? inLlm.flops : prefillFlops(g.promptTokens, lm.hidden, lm.intermediate, lm.layers),
+  };
+}
+
+/** Prefill FLOPs, FLOPs-equivalent retained tokens (1 decimal) and KV bytes of a prompt reduced inside the LLM. */
+function inLlmCosts(visualPerLayer: number[], textTokens: number, generated: number, lm: EvalRun["vlm"]["lm"]["config"]): { flops: number; equivalentTokens: number; kvBytes: number } {
+  const dims = { numLayers: lm.layers, numVisual: visualPerLayer[0] ?? 0, textTokens, hidden: lm.hidden, intermediate: lm.intermediate };
+  const s = { keep: visualPerLayer };
+  const perPosition = 2 * lm.kvHeads * lm.headDim * 4;
+  return {
+    flops: scheduleFlops(s, dims),
+    equivalentTokens: Math.round(10 * flopsEquivalentTokens(s, dims)) / 10,
+    kvBytes: visualPerLayer.reduce((sum, v) => sum + perPosition * (textTokens + v + generated), 0),
   };
 }

@@ -79,7 +79,8 @@ export async function setupEval(cfg: EvalConfig, opts: SetupEvalOptions = {}): P
     const patches = vlm.tower.config.numPositions - 1;
     // Every cell is built once here so a budget that does not fit fails before any generation.
     const cells = parseGrid(cfg.grid);
-    for (const c of cells) buildCell(c, { patches, seed: cfg.seed });
+    const llm = { layers: vlm.lm.config.layers, hidden: vlm.lm.config.hidden, intermediate: vlm.lm.config.intermediate };
+    for (const c of cells) buildCell(c, { patches, seed: cfg.seed, llm });
     const benchmarks: BenchmarkData[] = [];
     for (const b of cfg.benchmarks) {
       benchmarks.push(

@@ -1,6 +1,8 @@
 // LLaMA-family decoder (LLaMA, Qwen2, the LLM inside LLaVA): token embeddings -> L x [RMSNorm -> GQA attention with
 // rotate-half RoPE -> residual -> RMSNorm -> SwiGLU MLP -> residual] -> final RMSNorm -> lm_head (or tied embeddings).
 // Conventions follow HF transformers: hidden state indexing, position ids from the mask, left padding.
+// In-LLM token reduction (FastV, TopV, keep schedules: reduce/in_llm.ts) is a value passed into the forward: the layer
+// loop asks it at its decision points and runs deeper layers (and fills their caches) with the kept tokens only.
 import { tf } from "../core/backend.js";
 import { KVCache, type LayerKV } from "./kv_cache.js";
 import { disposeLlmWeights, loadLlmWeights, type DecoderLayerWeights, type Linear, type LlmWeights } from "./llama_weights.js";
@@ -8,6 +10,8 @@ import { readLlmConfig, type LlmConfig } from "./llm_config.js";
 import { resolveModelDir } from "./hub.js";
 import { openTensorSource } from "./weights.js";
 import { greedyGenerate, type GenerateOptions } from "./generate.js";
+import { gatherSequence, ReductionState, type Captured } from "./llm_reduction.js";
+import type { DecisionPoint, InLlmReduction, ReductionTrace } from "../reduce/in_llm.js";
 
 export interface ForwardInput {
   inputIds?: tf.Tensor2D; // [B, T] int32
@@ -23,6 +27,13 @@ export interface ForwardInput {
   outputAttentions?: number[];
   /** Logits for the last position only ([B, 1, V]): what decoding needs, without the [B, T, V] prefill product. */
   lastLogitsOnly?: boolean;
+  /**
+   * In-LLM token reduction of a prefill (empty cache): at each of the reducer's decision layers the visual tokens it
+   * drops leave the hidden states, and that layer's and deeper layers' caches. Kept tokens keep their original
+   * position ids; the next position stays the original length. logits / hiddenStates / attentions then cover the
+   * kept positions only (`reduction.keptPositions` in the output says which).
+   */
+  reduction?: InLlmReduction;
 }
 
 export interface ForwardOutput {
@@ -30,6 +41,8 @@ export interface ForwardOutput {
   /** HF indexing: 0 = embeddings, i = output of layer i-1, last (index L) = final RMSNorm of the last layer's output. */
   hiddenStates?: tf.Tensor3D[];
   attentions?: Map<number, tf.Tensor4D>; // layer -> [B, H, T, T_total]
+  /** With `reduction`: visual tokens per layer, the decisions taken and the positions the output holds. */
+  reduction?: ReductionTrace;
 }
 
 export interface LanguageModel {
@@ -80,10 +93,10 @@ export function ropeInvFreq(cfg: LlmConfig): tf.Tensor1D {
 /** Everything a decoder layer needs besides its weights. */
 interface LayerContext {
   cfg: LlmConfig;
-  cos: tf.Tensor4D; // [B, 1, T, D]
+  cos: tf.Tensor4D; // [B, 1, T, D] (T shrinks where a reduction drops tokens)
   sin: tf.Tensor4D; // [B, 1, T, D]
   curMask: tf.Tensor2D; // [B, T] float32
-  /** Additive attention bias [B, 1, T, S] for a layer whose cache holds `past` keys (memoised per past length). */
+  /** Additive attention bias [B, 1, T, S] for keys [past cached + T new] (causal part memoised per T and past). */
   bias(past: number, keyMask: tf.Tensor2D): tf.Tensor4D;
 }
 
@@ -98,11 +111,13 @@ function llmForward(cfg: LlmConfig, w: LlmWeights, invFreq: tf.Tensor1D, input: 
   const cache = input.cache;
   if (cache && cache.batch !== undefined && cache.batch !== B) throw new Error(`llm forward: cache holds ${cache.batch} rows but the input has ${B}`);
   const past0 = cache?.length(0) ?? 0;
+  if (input.reduction && past0 > 0) throw new Error(`llm forward: reduction "${input.reduction.reducer.name}" acts on a prefill, but the cache already holds ${past0} positions`);
   const want = new Set(input.outputAttentions ?? []);
   for (const l of want) if (!Number.isInteger(l) || l < 0 || l >= cfg.layers) throw new Error(`llm forward: outputAttentions layer ${l} is not in 0..${cfg.layers - 1}`);
 
   const newKV: LayerKV[] = [];
   let nextPos: tf.Tensor2D | undefined;
+  let red: ReductionState | undefined;
   let out: { logits: tf.Tensor3D; hidden: tf.Tensor3D[]; attn: tf.Tensor4D[] };
   try {
     out = tf.tidy(() => {
@@ -119,26 +134,29 @@ function llmForward(cfg: LlmConfig, w: LlmWeights, invFreq: tf.Tensor1D, input: 
         nextPos = tf.keep(base.add(curMask.sum(1, true)) as tf.Tensor2D);
       }
       const [cos, sin] = ropeCosSin(positions, invFreq);
-      const biases = new Map<number, tf.Tensor4D>();
+      const biases = new Map<string, tf.Tensor4D>();
       const ctx: LayerContext = {
         cfg,
         cos,
         sin,
         curMask,
         bias: (past, keyMask) => {
-          let causal = biases.get(past);
+          const t = keyMask.shape[1] - past;
+          let causal = biases.get(`${t}/${past}`);
           if (!causal) {
-            causal = causalAllowed(T, past);
-            biases.set(past, causal);
+            causal = causalAllowed(t, past);
+            biases.set(`${t}/${past}`, causal);
           }
           // allowed = causal[i, j] * keyMask[b, j]; bias 0 where allowed, -1e9 where not (finite: no NaN rows)
           return causal.mul(keyMask.expandDims(1).expandDims(1)).sub(1).mul(1e9) as tf.Tensor4D;
         },
       };
-      const { last, hidden, attn } = decoderStack(w.layers, x0, ctx, cache, want, input.outputHiddenStates === true, newKV);
-      const normed = rmsNorm(last, w.norm, cfg.eps); // [B, T, C]
+      if (input.reduction) red = new ReductionState(input.reduction, cfg.layers, B, T, curMask.dataSync());
+      const { last, hidden, attn } = decoderStack(w.layers, x0, ctx, cache, want, input.outputHiddenStates === true, newKV, red);
+      const normed = rmsNorm(last, w.norm, cfg.eps); // [B, T', C] (T' = T unless reduced)
       if (input.outputHiddenStates) hidden.push(normed);
-      const h = input.lastLogitsOnly ? (tf.slice(normed, [0, T - 1, 0], [B, 1, cfg.hidden]) as tf.Tensor3D) : normed;
+      const Tout = normed.shape[1];
+      const h = input.lastLogitsOnly ? (tf.slice(normed, [0, Tout - 1, 0], [B, 1, cfg.hidden]) as tf.Tensor3D) : normed;
       const logits = w.lmHead ? linear(h, w.lmHead) : tiedLogits(h, w.embed); // [B, T, V]
       return { logits, hidden: hidden.map((t) => (t === input.inputsEmbeds ? t.clone() : t)), attn: want.size ? [...want].map((l) => attn.get(l)!) : [] };
     });
@@ -154,12 +172,14 @@ function llmForward(cfg: LlmConfig, w: LlmWeights, invFreq: tf.Tensor1D, input: 
   const result: ForwardOutput = { logits: out.logits };
   if (input.outputHiddenStates) result.hiddenStates = out.hidden;
   if (want.size) result.attentions = new Map([...want].map((l, i) => [l, out.attn[i]!]));
+  if (red) result.reduction = red.trace;
   return result;
 }
 
 /**
- * The layer loop. Per-layer decisions (e.g. which positions a layer keeps, for token pruning) belong here, passed in
- * as values; today every layer sees every position. New cache entries are tf.keep'd into `newKV`.
+ * The layer loop. With a reduction, entering each decision layer the reducer picks the visual tokens to keep (from
+ * what the layer before captured) and the sequence (hidden states, RoPE cos/sin, mask) is gathered to the kept
+ * positions, order preserved. New cache entries are tf.keep'd into `newKV`.
  */
 function decoderStack(
   layers: DecoderLayerWeights[],
@@ -169,12 +189,23 @@ function decoderStack(
   wantAttn: Set<number>,
   keepHidden: boolean,
   newKV: LayerKV[],
+  red?: ReductionState,
 ): { last: tf.Tensor3D; hidden: tf.Tensor3D[]; attn: Map<number, tf.Tensor4D> } {
   const hidden: tf.Tensor3D[] = keepHidden ? [x0] : [];
   const attn = new Map<number, tf.Tensor4D>();
+  const B = x0.shape[0];
   let x = x0;
   layers.forEach((lw, l) => {
-    const r = decoderLayer(lw, x, ctx, cache?.layers[l]);
+    const cut = red?.decide(l);
+    if (cut) {
+      x = gatherSequence(x, cut.index, B, cut.length); // [B, T', C]
+      ctx.cos = gatherSequence(ctx.cos, cut.index, B, cut.length, 2); // [B, 1, T', D]: original positions
+      ctx.sin = gatherSequence(ctx.sin, cut.index, B, cut.length, 2);
+      ctx.curMask = gatherSequence(ctx.curMask, cut.index, B, cut.length); // [B, T']
+    }
+    const point = red?.captureFor(l);
+    const r = decoderLayer(lw, x, ctx, cache?.layers[l], point && red ? { point, red } : undefined);
+    if (point) red!.store(r.captured ?? {});
     if (cache) newKV[l] = { keys: tf.keep(r.kv.keys), values: tf.keep(r.kv.values), keyMask: tf.keep(r.kv.keyMask) };
     if (wantAttn.has(l)) attn.set(l, r.probs);
     x = r.out;
@@ -183,8 +214,18 @@ function decoderStack(
   return { last: x, hidden, attn };
 }
 
-/** One pre-norm block: x + attn(norm(x)), then + mlp(norm(.)). */
-function decoderLayer(lw: DecoderLayerWeights, x: tf.Tensor3D, ctx: LayerContext, past: LayerKV | undefined): { out: tf.Tensor3D; kv: LayerKV; probs: tf.Tensor4D } {
+/**
+ * One pre-norm block: x + attn(norm(x)), then + mlp(norm(.)). With `capture` (a reduction's next decision point), it
+ * also returns what that decision reads, at the alive visual tokens: attention rows of the asked queries only, and/or
+ * the block's input and post-attention RMSNorm output.
+ */
+function decoderLayer(
+  lw: DecoderLayerWeights,
+  x: tf.Tensor3D,
+  ctx: LayerContext,
+  past: LayerKV | undefined,
+  capture?: { point: DecisionPoint; red: ReductionState },
+): { out: tf.Tensor3D; kv: LayerKV; probs: tf.Tensor4D; captured?: Captured } {
   const { heads: H, kvHeads: KV, headDim: D, eps, intermediate: I } = ctx.cfg;
   const [B, T] = x.shape;
   const G = H / KV; // query heads per KV head
@@ -200,15 +241,45 @@ function decoderLayer(lw: DecoderLayerWeights, x: tf.Tensor3D, ctx: LayerContext
   // GQA: query head h = kv·G + g uses KV head kv = floor(h / G); group the G heads of a KV head along the rows.
   const qg = q.reshape([B, KV, G * T, D]);
   const scores = tf.matMul(qg, keys, false, true).reshape([B, H, T, S]).mul(1 / Math.sqrt(D)); // [B, H, T, S]
-  const probs = tf.softmax(scores.add(ctx.bias(past?.keys.shape[2] ?? 0, keyMask)), -1) as tf.Tensor4D; // [B, H, T, S]
+  const bias = ctx.bias(past?.keys.shape[2] ?? 0, keyMask); // [B, 1, T, S]
+  const probs = tf.softmax(scores.add(bias), -1) as tf.Tensor4D; // [B, H, T, S]
   const attnCtx = tf.matMul(probs.reshape([B, KV, G * T, S]), values).reshape([B, H, T, D]); // [B, H, T, D]
   const merged = attnCtx.transpose([0, 2, 1, 3]).reshape([B, T, H * D]) as tf.Tensor3D; // [B, T, H·D]
   const h = x.add(linear(merged, lw.o)) as tf.Tensor3D; // [B, T, C]
-  const gu = linear(rmsNorm(h, lw.mlpNorm, eps), lw.gateUp); // [B, T, 2I]
+  const mlpIn = rmsNorm(h, lw.mlpNorm, eps); // [B, T, C] post-attention RMSNorm
+  const gu = linear(mlpIn, lw.gateUp); // [B, T, 2I]
   const [gate, up] = tf.split(gu, [I, I], 2);
   const act = gate!.mul(tf.sigmoid(gate!)).mul(up!) as tf.Tensor3D; // silu(gate) * up, [B, T, I]
   const out = h.add(linear(act, lw.down)) as tf.Tensor3D; // [B, T, C]
-  return { out, kv: { keys, values, keyMask }, probs };
+  if (!capture) return { out, kv: { keys, values, keyMask }, probs };
+  const { point, red } = capture;
+  const vis = red.visualIndex(); // [B·n] flat indices of the alive visual tokens
+  const n = vis.shape[0] / B;
+  const captured: Captured = {};
+  if (point.attention) {
+    const { start, weights } = red.queries(point.attention);
+    captured.scores = gatherSequence(attentionReceived(q, keys, bias, start, weights), vis, B, n); // [B, n]
+  }
+  if (point.hiddenIO) {
+    captured.sources = gatherSequence(x, vis, B, n); // [B, n, C]
+    captured.targets = gatherSequence(mlpIn, vis, B, n); // [B, n, C]
+  }
+  return { out, kv: { keys, values, keyMask }, probs, captured };
+}
+
+/**
+ * Attention each key receives from query rows start..T-1 (a prefill: keys = the T current tokens), softmax computed
+ * for those rows only, averaged over heads, then over the queries with `weights` [B, Tq]: [B, S].
+ */
+function attentionReceived(q: tf.Tensor4D, keys: tf.Tensor4D, bias: tf.Tensor4D, start: number, weights: tf.Tensor2D): tf.Tensor2D {
+  const [B, H, T, D] = q.shape;
+  const [, KV, S] = keys.shape;
+  const Tq = T - start;
+  const qs = tf.slice(q, [0, 0, start, 0], [B, H, Tq, D]).reshape([B, KV, (H / KV) * Tq, D]); // [B, KV, G·Tq, D]
+  const scores = tf.matMul(qs, keys, false, true).reshape([B, H, Tq, S]).mul(1 / Math.sqrt(D)); // [B, H, Tq, S]
+  const rows = tf.softmax(scores.add(tf.slice(bias, [0, 0, start, 0], [B, 1, Tq, S])), -1).mean(1) as tf.Tensor3D; // [B, Tq, S]
+  const w = weights.div(weights.sum(1, true)).expandDims(1) as tf.Tensor3D; // [B, 1, Tq]
+  return tf.matMul(w, rows).reshape([B, S]);
 }
 
 /** [B, T, n·D] -> [B, n, T, D]. */

@@ -14,6 +14,7 @@ import { IMAGE_TOKEN_INDEX } from "../data/conversation.js";
 import { CLIP_VIT_L_336_PREPROCESSOR, loadPreprocessorConfig, type PreprocessMode } from "../data/preprocess.js";
 import { loadTokenizer, type Tokenizer } from "../data/tokenizer.js";
 import type { Reducer, ReduceResult } from "../reduce/reducer.js";
+import type { InLlmReducer, ReductionTrace } from "../reduce/in_llm.js";
 import { loadVisionTower, type VisionOutput, type VisionTower } from "./clip_vision.js";
 import { readConfigJson, type Json } from "./config_json.js";
 import type { GenerateOptions } from "./generate.js";
@@ -246,6 +247,8 @@ export interface VlmForwardOptions {
   /** LLM layers whose attention probabilities to return (for FastV-style analysis). */
   outputAttentions?: number[];
   outputHiddenStates?: boolean;
+  /** In-LLM token reduction (FastV, TopV, keep schedules) of the spliced visual tokens; logits then cover the kept positions. */
+  inLlm?: InLlmReducer;
 }
 
 export interface VlmTextOutput {
@@ -261,6 +264,8 @@ export interface VlmTextOutput {
   lengths: number[];
   hiddenStates?: tf.Tensor3D[];
   attentions?: ForwardOutput["attentions"];
+  /** With `inLlm`: visual tokens per layer, decisions, and the positions the logits hold. */
+  reduction?: ReductionTrace;
 }
 
 export interface VlmForwardOutput extends VlmTextOutput {
@@ -297,6 +302,7 @@ export function vlmForwardFromVisual(vlm: Vlm, visualTokens: tf.Tensor3D | undef
       lastLogitsOnly: opts.lastLogitsOnly,
       outputAttentions: opts.outputAttentions,
       outputHiddenStates: opts.outputHiddenStates,
+      ...(opts.inLlm ? { reduction: { reducer: opts.inLlm, visualPositions: sp.visualPositions } } : {}),
     });
     const result: VlmTextOutput = {
       logits: out.logits,
@@ -308,6 +314,7 @@ export function vlmForwardFromVisual(vlm: Vlm, visualTokens: tf.Tensor3D | undef
     if (sp.labels) result.labels = sp.labels;
     if (out.hiddenStates) result.hiddenStates = out.hiddenStates;
     if (out.attentions) result.attentions = out.attentions;
+    if (out.reduction) result.reduction = out.reduction;
     return result;
   } finally {
     tf.dispose([sp.inputsEmbeds, sp.attentionMask]);
@@ -348,6 +355,8 @@ export function encodeAndReduce(vlm: Vlm, pixelValues: tf.Tensor4D, reducer: Red
 
 export interface VlmGenerateOptions extends Omit<GenerateOptions, "attentionMask"> {
   layer?: number;
+  /** In-LLM token reduction applied in the prefill (decoding then attends over each layer's reduced cache). */
+  inLlm?: InLlmReducer;
 }
 
 /**
@@ -374,7 +383,8 @@ export async function vlmGenerate(vlm: Vlm, batch: VlmBatch, reducer: Reducer, o
   }
   const cache = vlm.lm.newCache();
   try {
-    let logits = vlm.lm.forward({ inputsEmbeds: sp.inputsEmbeds, attentionMask: sp.attentionMask, cache, lastLogitsOnly: true }).logits; // [B, 1, V]
+    const reduction = opts.inLlm ? { reducer: opts.inLlm, visualPositions: sp.visualPositions } : undefined;
+    let logits = vlm.lm.forward({ inputsEmbeds: sp.inputsEmbeds, attentionMask: sp.attentionMask, cache, lastLogitsOnly: true, reduction }).logits; // [B, 1, V]
     tf.dispose([sp.inputsEmbeds, sp.attentionMask]);
     for (let step = 0; ; step++) {
       const nextT = tf.tidy(() => tf.argMax(tf.reshape(logits, [B, -1]), 1)); // [B]

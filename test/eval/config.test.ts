@@ -39,7 +39,7 @@ test("every shipped eval config validates (paths unchecked: they name data the u
 
 test("grid cells: method@budget, unknown methods listed, duplicates refused", () => {
   assert.deepEqual(parseGridCell(" visionzip @ 064 "), { key: "visionzip@64", method: "visionzip", budget: 64 });
-  assert.throws(() => parseGridCell("fastv@64"), /unknown method "fastv"; valid: none, visionzip, uniform, pool, random/);
+  assert.throws(() => parseGridCell("fastvv@64"), /unknown method "fastvv"; valid: none, visionzip, uniform, pool, random, fastv, topv, psigmoid, gsearch/);
   assert.throws(() => parseGridCell("visionzip64"), /not method@budget/);
   assert.throws(() => parseGrid(["none@576", "none@576"]), /listed twice/);
   assert.throws(() => GRID_METHODS.none!.build(64, { patches: 576, seed: 0 }, "none@64"), /budget must be 576/);
