@@ -91,3 +91,12 @@ export { generateBatch } from "./eval/generate.js";
 export { GRID_METHODS, parseGridCell } from "./eval/grid.js";
 export { BENCHMARKS, getBenchmark } from "./eval/benchmarks/registry.js";
 export { pretrainTiny, type PretrainOptions, type PretrainResult } from "./models/pretrain_tiny.js";
+
+// Token reduction inside the LLM: FastV, TopV, keep schedules (G-Search / P-Sigmoid)
+export { fastvReducer, fastvKeep, type FastVOptions } from "./reduce/fastv.js";
+export { topvReducer, scheduleReducer, pSigmoidReducer, topKSorted, keepTopScored, type InLlmReducer, type InLlmReduction, type DecisionPoint, type DecisionInput, type ReductionTrace } from "./reduce/in_llm.js";
+export { topvImportance, topvKeep, topvSelect, sinkhornLog, TOPV_DEFAULTS, type TopvOptions } from "./reduce/topv.js";
+export { validateSchedule, readSchedule, writeSchedule, scheduleFlops, flopsEquivalentTokens, type KeepSchedule, type FlopsDims } from "./reduce/schedule.js";
+export { pSigmoidSchedule, solveL0, pSigmoidSearch } from "./reduce/psigmoid.js";
+export { gSearch } from "./reduce/gsearch.js";
+export { bayesOpt } from "./reduce/bayes_opt.js";
