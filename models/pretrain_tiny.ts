@@ -13,6 +13,7 @@
 // Same seed and options -> byte-identical files on the same backend (wasm and cpu round differently).
 import { copyFile, mkdir, readFile, stat, writeFile } from "node:fs/promises";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { tf, ensureBackend } from "../core/backend.js";
 import { ConfigError } from "../core/errors.js";
 import { createRng } from "../core/rng.js";
@@ -391,17 +392,25 @@ function trainStep(model: Vlm, cache: tf.Tensor3D, rows: number[], batch: Sample
 
 /** Writes the pretrained LLM into llm/ and llava/, the projector into projector/ (old one to projector_init/). */
 async function writeBack(dir: string, lm: LanguageModel, projector: Projector, recipe: Record<string, unknown> & { losses: number[] }): Promise<void> {
+  const llm = llmHfTensors(lm.config, lm.weights);
+  try {
+    const { losses, ...rest } = recipe;
+    await writePretrained(dir, llm, projector, { ...rest, losses: losses.map((x) => Number(x.toFixed(6))) });
+  } finally {
+    tf.dispose(Object.values(llm));
+  }
+}
+
+/**
+ * Writes a pretrained LLM (HF tensor names, no prefix) and projector into a make-tiny folder: projector_init/ keeps
+ * the untrained projector, llm/ and projector/ get the new weights, llava/ keeps its tower and gets both.
+ */
+async function writePretrained(dir: string, llm: Record<string, tf.Tensor>, projector: Projector, recipe: Record<string, unknown>): Promise<void> {
   // projector_init/: the untrained projector make-tiny wrote.
   const initDir = path.join(dir, "projector_init");
   await mkdir(initDir, { recursive: true });
   for (const f of ["config.json", "model.safetensors"]) await copyFile(path.join(dir, "projector", f), path.join(initDir, f));
-
-  const llm = llmHfTensors(lm.config, lm.weights);
-  try {
-    await writeSafetensors(path.join(dir, "llm", "model.safetensors"), llm);
-  } finally {
-    tf.dispose(Object.values(llm));
-  }
+  await writeSafetensors(path.join(dir, "llm", "model.safetensors"), llm);
 
   const proj = projectorTensors(projector, "llava");
   try {
@@ -414,7 +423,8 @@ async function writeBack(dir: string, lm: LanguageModel, projector: Projector, r
   // llava/: keep the tower's tensors, replace the LLM's and the projector's.
   const file = path.join(dir, "llava", "model.safetensors");
   const old = await readSafetensors(file);
-  const fresh: Record<string, tf.Tensor> = { ...llmHfTensors(lm.config, lm.weights, "language_model."), ...projectorTensors(projector, "hf") };
+  const hfProj = projectorTensors(projector, "hf");
+  const fresh: Record<string, tf.Tensor> = { ...Object.fromEntries(Object.entries(llm).map(([k, t]) => ["language_model." + k, t])), ...hfProj };
   try {
     const all: Record<string, tf.Tensor> = {};
     for (const [k, t] of old) if (k.startsWith("vision_tower.")) all[k] = t;
@@ -423,9 +433,27 @@ async function writeBack(dir: string, lm: LanguageModel, projector: Projector, r
     await writeSafetensors(file, all);
   } finally {
     tf.dispose([...old.values()]);
-    tf.dispose(Object.values(fresh));
+    tf.dispose(Object.values(hfProj));
   }
-  const { losses, ...rest } = recipe;
-  const json = { ...rest, losses: losses.map((x) => Number(x.toFixed(6))) };
-  await writeFile(path.join(dir, "pretrain.json"), JSON.stringify(json, null, 2) + "\n");
+  await writeFile(path.join(dir, "pretrain.json"), JSON.stringify(recipe, null, 2) + "\n");
+}
+
+/** The pretrained tiny weights shipped with the package (made by `vzt make-tiny --pretrain-steps`; see its README). */
+export const SHIPPED_PRETRAINED_DIR = fileURLToPath(new URL("../../models/tiny_pretrained/", import.meta.url));
+
+/**
+ * Installs shipped pretrained weights (llm.safetensors, projector.safetensors, pretrain.json) into a make-tiny folder
+ * made with the same seed, as pretrainTiny would have written them.
+ */
+export async function installPretrained(dir: string, from = SHIPPED_PRETRAINED_DIR): Promise<void> {
+  const recipe = JSON.parse(await readFile(path.join(from, "pretrain.json"), "utf8")) as Record<string, unknown>;
+  if (await exists(path.join(dir, "pretrain.json"))) throw new ConfigError([`${dir}: already pretrained (pretrain.json exists)`]);
+  const llm = await readSafetensors(path.join(from, "llm.safetensors"));
+  const projector = await loadProjector(path.join(from, "projector.safetensors"));
+  try {
+    await writePretrained(dir, Object.fromEntries(llm), projector, recipe);
+  } finally {
+    tf.dispose([...llm.values()]);
+    projector.dispose();
+  }
 }
