@@ -131,7 +131,20 @@ export const COMMANDS: Record<string, Command> = {
     options: { ...VISUALIZE_FLAGS, set: { type: "string", multiple: true } },
     async run(v) {
       const m = await import("./reduce/visualize.js");
-      const r = await m.visualizeCommand(m.visualizeOptionsFromFlags(v));
+      const file = str(v.config);
+      let opts;
+      if (file) {
+        // A training recipe names the model, the reducer and its budget, the layer and the aspect mode.
+        const image = str(v.image);
+        const out = str(v.out);
+        if (!image || !out) throw new Error("vzt visualize: --image FILE and --out FILE.png are required");
+        const { loadConfig } = await import("./configs/load.js");
+        const { reducerParams } = await import("./train/setup.js");
+        const cfg = loadConfig(file, { sets: sets(v) });
+        const model = cfg.model.llava ?? { visionTower: cfg.model.vision_tower ?? undefined };
+        opts = { model, image, out, reducer: { name: cfg.reducer.name, ...reducerParams(cfg.reducer) }, mode: cfg.data.image_aspect_ratio === "pad" ? ("pad" as const) : ("clip" as const), layer: cfg.model.vision_layer, scale: int(v.scale, "--scale") };
+      } else opts = m.visualizeOptionsFromFlags(v);
+      const r = await m.visualizeCommand(opts);
       console.log(`${r.out} (${r.width}x${r.height})`);
     },
   },
