@@ -49,6 +49,8 @@ export interface Batch {
   imagePositions: number[][];
   /** Per image (row order), the sha256 of its bytes ("" when not computed). */
   imageShas: string[];
+  /** Samples of this batch cut at the tokenizer's maxLength (the caller counts and warns). */
+  truncated: number;
   hasImage: boolean[];
   ids: string[];
   where: SampleWhere[];
@@ -176,6 +178,7 @@ export function collate(samples: readonly Sample[], opts: CollateOptions, where:
     seqLen: T,
     imagePositions,
     imageShas,
+    truncated: samples.filter((s) => s.truncated).length,
     hasImage: samples.map((s) => (s.images?.length ?? 0) > 0),
     ids: samples.map((s) => s.id),
     where: samples.map((_, b) => where[b] ?? {}),

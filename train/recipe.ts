@@ -2,6 +2,7 @@
 // (or come from the feature cache); the projector is the only thing that learns; the LLM is frozen.
 import type { RunConfig } from "../configs/schema.js";
 import { tf } from "../core/backend.js";
+import { warn } from "../core/log.js";
 import { projectorTensors } from "../models/projector.js";
 import { saveCheckpoint } from "./checkpoint.js";
 import { heldOutLoss } from "./eval_loss.js";
@@ -59,6 +60,7 @@ export async function train(run: Run, opts: TrainOptions = {}): Promise<TrainSum
   const losses: number[] = [];
   const numTensors: number[] = [];
   let lastCheckpoint: string | undefined;
+  let truncated = 0;
   while (run.step < last) {
     const t0 = performance.now();
     const acc = new GradAccumulator();
@@ -77,6 +79,8 @@ export async function train(run: Run, opts: TrainOptions = {}): Promise<TrainSum
           visual?.dispose();
         }
         samples += batch.batchSize;
+        if (batch.truncated > 0 && truncated === 0) warn(`a sample among ${batch.ids.join(", ")} is longer than data.max_length (${cfg.data.max_length}) and was cut; a count follows at the end`);
+        truncated += batch.truncated;
         ids.push(...batch.ids);
         run.cursor = batch.cursor;
         run.epoch = batch.epoch;
@@ -101,6 +105,7 @@ export async function train(run: Run, opts: TrainOptions = {}): Promise<TrainSum
     if ((every !== null && run.step % every === 0) || run.step === last) lastCheckpoint = await save(run);
     numTensors.push(tf.memory().numTensors);
   }
+  if (truncated > 0) warn(`${truncated} sample(s) were longer than data.max_length (${cfg.data.max_length}) tokens (visual tokens included) and were cut: raise data.max_length to train on them whole`);
   const featureCache = run.cache ? { hits: run.cache.stats.hits, misses: run.cache.stats.misses } : undefined;
   return { steps: run.step, losses, numTensors, lastCheckpoint, outputDir: cfg.output_dir, featureCache };
 }

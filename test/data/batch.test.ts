@@ -85,3 +85,16 @@ for (const backend of ["wasm", "cpu"] as const) {
     });
   });
 }
+
+test("the batch counts samples cut at maxLength, and cached images (empty data) become zeros without a shape check", () => {
+  const cut: Sample = { ...samples[1]!, id: "cut", truncated: true };
+  assert.equal(collate([samples[1]!, cut], { padId: 0 }).truncated, 1);
+  assert.equal(collate([samples[1]!], { padId: 0 }).truncated, 0);
+  const withImage = samples.find((s) => (s.images?.length ?? 0) > 0)!;
+  const cached: Sample = { ...withImage, id: "cached", images: withImage.images!.map(() => ({ data: new Float32Array(0), shape: [3, 0, 0] as const, sha256: "ab" })) };
+  const b = collate([withImage, cached], { padId: 0 });
+  assert.equal(b.pixelShape[0], withImage.images!.length * 2);
+  assert.deepEqual(b.imageShas.slice(-1), ["ab"]);
+  const per = 3 * b.pixelShape[2] * b.pixelShape[3];
+  assert.ok(b.pixelValues.subarray(per * withImage.images!.length).every((x) => x === 0));
+});
