@@ -2,7 +2,7 @@
 // the grid of `method@budget` cells, batching and generation limits, and where results go. `EvalConfig` is derived
 // from it; defaults live here only. Name lists mirror the registries (eval/grid.ts GRID_METHODS,
 // eval/benchmarks/registry.ts BENCHMARKS) without importing tfjs; test/eval/config.test.ts checks they agree.
-import { bool, field, int, list, nullable, obj, oneOf, str, INVALID, type CheckContext, type Checked, type InferShape } from "./dsl.js";
+import { bool, field, int, list, nullable, num, obj, oneOf, str, INVALID, type CheckContext, type Checked, type Field, type InferShape } from "./dsl.js";
 import { loadWithSchema, objectWithSchema, type SchemaLoadOptions } from "./load_schema.js";
 import { pathField } from "./path_field.js";
 import { modelSource, shardSpec as shards, workerShard } from "./fields.js";
@@ -58,6 +58,45 @@ const BENCHMARK_FIELDS = {
 };
 const BENCHMARK = obj(BENCHMARK_FIELDS);
 
+/** [lo, hi] with lo <= hi, each checked by `item`. */
+const range = (item: Field<number>, dflt: [number, number], doc: string) =>
+  field<readonly [number, number]>(`[lo, hi] with lo <= hi, each ${item.expected}`, { default: dflt, doc }, (v, key, ctx) => {
+    if (!Array.isArray(v) || v.length !== 2) {
+      ctx.report(key, `expected [lo, hi], each ${item.expected}, got ${JSON.stringify(v)}`);
+      return INVALID;
+    }
+    const lo = item.check(v[0], `${key}[0]`, ctx);
+    const hi = item.check(v[1], `${key}[1]`, ctx);
+    if (lo === INVALID || hi === INVALID) return INVALID;
+    if (lo > hi) {
+      ctx.report(key, `lower bound ${lo} is above the upper bound ${hi}`);
+      return INVALID;
+    }
+    return [lo, hi] as const;
+  });
+
+const SEARCH_FIELDS = {
+  benchmark: nullable(oneOf(BENCHMARK_NAMES), { doc: "benchmark scored by the search (one of benchmarks[].name); null = the first" }),
+  data: nullable(shards("a held-out search split (Arrow shards, same columns); null = the benchmark's data")),
+  split: nullable(str(), { doc: "split of a DatasetDict folder; null = search.data's default, or the benchmark's split" }),
+  limit: int({ min: 1, default: 300, doc: "first N items of the search split (the paper's search set: a few hundred items)" }),
+  tolerance: num({ min: 0, default: 0, doc: "gsearch: allowed absolute drop of the primary metric vs the unreduced model (percentage points; 0 = without degrading)" }),
+  rates: nullable(list(num({ min: 0, max: 1 }), { minLength: 1 }), { doc: "gsearch candidate keep rates (fractions of the visual tokens), strictly descending; null = every token count" }),
+  strategy: oneOf(["binary", "linear"] as const, { default: "binary", doc: "gsearch: bisect the candidates (assumes accuracy monotone in the kept count) or scan down" }),
+  budget: nullable(num({ gt: 0 }), { doc: "psigmoid: FLOPs-equivalent retained tokens (vzt psigmoid --budget overrides)" }),
+  seed: nullable(int({ min: 0 }), { doc: "psigmoid: seed of the Bayesian optimisation; null = the top-level seed" }),
+  random_trials: int({ min: 1, default: 5, doc: "psigmoid: random initial trials" }),
+  guided_trials: int({ min: 0, default: 25, doc: "psigmoid: GP + expected-improvement trials" }),
+  bounds: obj({
+    k: range(num({ gt: 0 }), [0.1, 4], "psigmoid: box of the sigmoid steepness k"),
+    r_min: range(num({ min: 0, lt: 1 }), [0, 0.5], "psigmoid: box of the floor rate r_min (capped at 0.9 x the floor that alone spends the budget)"),
+  }),
+  text_tokens: nullable(int({ min: 0 }), { doc: "psigmoid: prompt text tokens the FLOPs budget is solved for; null = the mean measured on the search split" }),
+  output: nullable(pathField(), { doc: "schedule JSON; null = <output_dir>/gsearch.json or <output_dir>/psigmoid-<budget>.json" }),
+  state: nullable(pathField(), { doc: "resumable search state (+ <state>.context.json: what it was made with); null = the output path with .state.json" }),
+};
+const SEARCH = obj(SEARCH_FIELDS, { finish: checkSearch });
+
 const EVAL_FIELDS = {
   output_dir: pathField({ doc: "results.json, report.md, plots, items.jsonl (the resume log) and samples.jsonl go here" }),
   seed: int({ min: 0, default: 0, doc: "seeds random reducers" }),
@@ -72,12 +111,27 @@ const EVAL_FIELDS = {
   samples: bool({ default: true, doc: "write samples.jsonl (every prediction with its score)" }),
   shard: nullable(workerShard, { doc: "this worker's part \"i/N\" (vzt eval --shard i/N)" }),
   runtime: obj({ backend: oneOf(BACKEND_NAMES, { default: "auto", doc: "tfjs backend; VZT_BACKEND overrides" }) }),
+  search: SEARCH,
 };
 export const EVAL_CONFIG = obj(EVAL_FIELDS, { finish: checkEval });
 
 export type EvalConfig = InferShape<typeof EVAL_FIELDS>;
 export type EvalModelConfig = InferShape<typeof MODEL_FIELDS>;
 export type EvalBenchmarkConfig = InferShape<typeof BENCHMARK_FIELDS>;
+/** `vzt gsearch` / `vzt psigmoid` settings (eval/search.ts). */
+export type EvalSearchConfig = InferShape<typeof SEARCH_FIELDS>;
+
+function checkSearch(s: EvalSearchConfig, key: string, ctx: CheckContext): Checked<EvalSearchConfig> {
+  let ok = true;
+  s.rates?.forEach((r, i) => {
+    const prev = s.rates![i - 1];
+    if (prev !== undefined && !(r < prev)) {
+      ctx.report(`${key}.rates[${i}]`, `rates must be strictly descending, got ${r} after ${prev}`);
+      ok = false;
+    }
+  });
+  return ok ? s : INVALID;
+}
 
 function checkModel(m: EvalModelConfig, key: string, ctx: CheckContext): Checked<EvalModelConfig> {
   if (m.llava === null && (m.vision_tower === null || m.llm === null || m.projector === null)) {
@@ -109,6 +163,10 @@ function checkEval(c: EvalConfig, _key: string, ctx: CheckContext): Checked<Eval
       ok = false;
     }
   });
+  if (c.search.benchmark !== null && !names.has(c.search.benchmark)) {
+    ctx.report("search.benchmark", `"${c.search.benchmark}" is not one of benchmarks[].name (${[...names].join(", ")})`);
+    ok = false;
+  }
   return ok ? c : INVALID;
 }
 

@@ -1,8 +1,10 @@
 // report.md: one row per grid cell (method@budget), one column per benchmark (primary score, % of full), then the
-// average % of full, prefill time and speedup and KV-cache memory; a timing table (tower vs reducer) and every
-// metric of every benchmark below.
+// average % of full, prefill time and speedup and KV-cache memory; the methods side by side (one small table per
+// metric: rows = retained tokens, columns = methods); a timing table (tower vs reducer) and every metric of every
+// benchmark below.
 import { formatBytes } from "../core/log.js";
 import type { EvalResults } from "./aggregate.js";
+import { sideBySide } from "./side_by_side.js";
 
 export const REPORT_FILE = "report.md";
 
@@ -11,6 +13,38 @@ const flops = (x: number | null) => (x === null ? "–" : x >= 1e12 ? `${(x / 1e
 
 function table(head: string[], rows: string[][]): string[] {
   return [`| ${head.join(" | ")} |`, `|${head.map((_, i) => (i === 0 ? " --- " : " ---: ")).join("|")}|`, ...rows.map((r) => `| ${r.join(" | ")} |`)];
+}
+
+/**
+ * "Methods side by side": per metric (each benchmark's primary score, avg % of full, FLOPs-equivalent tokens,
+ * prefill ms, prefill FLOPs, KV cache) a table with one row per retained-token budget and one column per method.
+ * Empty when the grid has fewer than two methods besides the full reference.
+ */
+export function sideBySideSection(r: EvalResults): string[] {
+  const g = sideBySide(r);
+  if (g.methods.length < 2) return [];
+  const primary = (b: string) => Object.values(r.results).find((x) => x[b])?.[b]?.primary ?? "score";
+  const metrics: { title: string; value: (cell: string) => string }[] = [
+    ...r.benchmarks.map((b) => ({ title: `${b}: ${primary(b)}`, value: (cell: string) => num(r.results[cell]?.[b]?.score) })),
+    ...(r.baseline ? [{ title: "average % of full", value: (cell: string) => num(r.cells[cell]?.average_relative) }] : []),
+    { title: "retained visual tokens (FLOPs-equivalent for methods inside the LLM)", value: (cell) => num(r.cells[cell]?.visual_tokens) },
+    { title: "LLM prefill ms / sample (median)", value: (cell) => num(r.cells[cell]?.prefill_ms, 2) },
+    { title: "prefill FLOPs / sample", value: (cell) => flops(r.cells[cell]?.prefill_flops ?? null) },
+    { title: "KV cache / sample", value: (cell) => { const b = r.cells[cell]?.kv_cache_bytes; return b === null || b === undefined ? "–" : formatBytes(b); } },
+  ];
+  const lines = [
+    "## Methods side by side",
+    "",
+    "Rows: the budget B of each `method@B` cell (a schedule file at its FLOPs-equivalent tokens); columns: methods." +
+      (g.full ? ` Each heading gives the full model's value (\`${g.full}\`).` : "") +
+      " FastV and TopV keep B tokens after their reduction layer, so they cost more than B FLOPs-equivalent tokens; P-Sigmoid's B is FLOPs-equivalent.",
+    "",
+  ];
+  for (const m of metrics) {
+    const ref = g.full ? ` (full: ${m.value(g.full)})` : "";
+    lines.push(`### ${m.title}${ref}`, "", ...table(["budget", ...g.methods], g.rows.map((row) => [String(row), ...g.methods.map((meth) => { const c = g.at(meth, row); return c ? m.value(c) : "–"; })])), "");
+  }
+  return lines;
 }
 
 /** The markdown report of a results.json object. `plots` are file names to embed. */
@@ -41,6 +75,7 @@ export function renderReport(r: EvalResults, plots: readonly string[] = []): str
       }),
     ),
     "",
+    ...sideBySideSection(r),
     "## Timings (median per sample)",
     "",
     ...table(

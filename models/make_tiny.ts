@@ -24,6 +24,12 @@ export interface TinyOptions {
    * llava/ hold the trained LLM, projector/ the trained projector, projector_init/ the untrained one.
    */
   pretrain?: Omit<PretrainOptions, "seed" | "dryRun"> & { seed?: number };
+  /**
+   * Decoder layers of the tiny LLM (default TINY_LLM.layers = 2). Every layer draws from its own (seed, name) stream,
+   * so layers 0-1 of a deeper model equal the default model's. In-LLM reduction needs depth: P-Sigmoid / G-Search
+   * never reduce layers 0-1, FastV and TopV act at layer 2 (`vzt make-tiny --llm-layers 4`).
+   */
+  llmLayers?: number;
 }
 
 /** Sizes of the tiny CLIP vision tower. */
@@ -138,9 +144,9 @@ export function tinyClipConfig(): Json {
   };
 }
 
-/** HF LlamaConfig of the tiny LLM. */
-export function tinyLlamaConfig(tok: TinyTokenizerFiles): Json {
-  const c = TINY_LLM;
+/** HF LlamaConfig of the tiny LLM (`layers` decoder layers, default TINY_LLM.layers). */
+export function tinyLlamaConfig(tok: TinyTokenizerFiles, layers: number = TINY_LLM.layers): Json {
+  const c = { ...TINY_LLM, layers };
   return {
     architectures: ["LlamaForCausalLM"],
     attention_bias: false,
@@ -238,9 +244,13 @@ export function tinyClipDraws(): Record<string, Draw> {
   return d;
 }
 
-/** HF LlamaForCausalLM tensor names -> shape and init (q/k rows in the HF layout; random draws need no permutation). */
-export function tinyLlamaDraws(vocabSize: number): Record<string, Draw> {
-  const { hidden: H, intermediate: F, layers: L, heads, kvHeads } = TINY_LLM;
+/**
+ * HF LlamaForCausalLM tensor names -> shape and init (q/k rows in the HF layout; random draws need no permutation),
+ * for `layers` decoder layers (default TINY_LLM.layers).
+ */
+export function tinyLlamaDraws(vocabSize: number, layers: number = TINY_LLM.layers): Record<string, Draw> {
+  const { hidden: H, intermediate: F, heads, kvHeads } = TINY_LLM;
+  const L = layers;
   const kv = (H / heads) * kvHeads;
   const d: Record<string, Draw> = {
     "model.embed_tokens.weight": W([vocabSize, H], 1.0),
@@ -307,12 +317,14 @@ async function writeTiny(outDir: string, opts: TinyOptions): Promise<void> {
   await ensureBackend();
   const seed = opts.seed ?? 0;
   if (!Number.isSafeInteger(seed) || seed < 0) throw new RangeError(`make-tiny: seed must be a non-negative integer, got ${seed}`);
+  const llmLayers = opts.llmLayers ?? TINY_LLM.layers;
+  if (!Number.isSafeInteger(llmLayers) || llmLayers < 1 || llmLayers > 64) throw new RangeError(`make-tiny: llmLayers must be an integer in [1, 64], got ${llmLayers}`);
   await tf.ready();
   const tok = buildTinyTokenizer();
   const clipConfig = tinyClipConfig();
-  const llmConfig = tinyLlamaConfig(tok);
+  const llmConfig = tinyLlamaConfig(tok, llmLayers);
   const clipDraws = tinyClipDraws();
-  const llmDraws = tinyLlamaDraws(tok.vocabSize);
+  const llmDraws = tinyLlamaDraws(tok.vocabSize, llmLayers);
   const clip = drawTensors(seed, clipDraws);
   const llm = drawTensors(seed + 1, llmDraws);
   const dirs = Object.fromEntries(["clip", "llm", "projector", "llava"].map((d) => [d, path.join(outDir, d)])) as Record<string, string>;

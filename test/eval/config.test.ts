@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { BENCHMARK_NAMES, GRID_METHOD_NAMES, loadEvalConfig } from "../../configs/eval_schema.js";
+import { BENCHMARK_NAMES, evalConfigFromObject, GRID_METHOD_NAMES, loadEvalConfig } from "../../configs/eval_schema.js";
 import { buildResults, type EvalMeta } from "../../eval/aggregate.js";
 import { BENCHMARKS } from "../../eval/benchmarks/registry.js";
 import { pyCapitalize } from "../../eval/benchmarks/textvqa.js";
@@ -95,4 +95,32 @@ test("results: accuracy, % of full, prefill speedup and median timings from hand
 test("plot ticks are round and cover the data", () => {
   assert.deepEqual(niceTicks(0, 576), [0, 200, 400, 600]);
   assert.deepEqual(niceTicks(55, 75), [55, 60, 65, 70, 75]);
+});
+
+test("search section: defaults, the shipped demo-methods search, bad values named by key", () => {
+  const base = { output_dir: "out", model: { llava: "m" }, benchmarks: [{ name: "shapes_vqav2", data: "d" }, { name: "shapes_pope", data: "p" }], grid: ["none@576"] };
+  const opts = { checkPaths: false };
+  const d = evalConfigFromObject(base, opts).search;
+  assert.deepEqual(d, { benchmark: null, data: null, split: null, limit: 300, tolerance: 0, rates: null, strategy: "binary", budget: null, seed: null, random_trials: 5, guided_trials: 25, bounds: { k: [0.1, 4], r_min: [0, 0.5] }, text_tokens: null, output: null, state: null });
+  const ok = evalConfigFromObject({ ...base, search: { benchmark: "shapes_pope", rates: [0.5, 0.25], strategy: "linear", budget: 64, bounds: { k: [0.5, 2] } } }, opts).search;
+  assert.equal(ok.benchmark, "shapes_pope");
+  assert.deepEqual(ok.rates, [0.5, 0.25]);
+  assert.deepEqual(ok.bounds, { k: [0.5, 2], r_min: [0, 0.5] });
+  const demo = loadEvalConfig(path.join(repoRoot(), "configs", "eval", "demo-methods.yaml"), { checkPaths: false, cwd: repoRoot() });
+  assert.equal(demo.search.benchmark, "shapes_vqav2");
+  assert.equal(demo.model.llava, "checkpoints/tiny-deep/llava");
+  for (const m of ["visionzip", "topv", "fastv", "psigmoid"]) for (const b of [192, 128, 64]) assert.ok(demo.grid.includes(`${m}@${b}`), `${m}@${b}`);
+  const bad = (search: Record<string, unknown>, re: RegExp) => assert.throws(() => evalConfigFromObject({ ...base, search }, opts), re);
+  bad({ benchmark: "gqa" }, /search\.benchmark: "gqa" is not one of benchmarks\[\]\.name \(shapes_vqav2, shapes_pope\)/);
+  bad({ benchmark: "shapes" }, /search\.benchmark: expected one of .* or null, got "shapes"/);
+  bad({ limit: 0 }, /search\.limit: expected an integer >= 1, got 0/);
+  bad({ tolerance: -1 }, /search\.tolerance: expected a non-negative number, got -1/);
+  bad({ rates: [0.5, 0.5] }, /search\.rates\[1\]: rates must be strictly descending, got 0\.5 after 0\.5/);
+  bad({ rates: [1.5] }, /search\.rates\[0\]: expected a number in \[0, 1\], got 1\.5/);
+  bad({ strategy: "bisect" }, /search\.strategy: expected one of binary \| linear, got "bisect"/);
+  bad({ budget: 0 }, /search\.budget: expected a positive number or null, got 0/);
+  bad({ bounds: { k: [2, 1] } }, /search\.bounds\.k: lower bound 2 is above the upper bound 1/);
+  bad({ bounds: { r_min: [0, 1] } }, /search\.bounds\.r_min\[1\]: expected a number in \[0, 1\), got 1/);
+  bad({ random_trials: 0 }, /search\.random_trials: expected an integer >= 1, got 0/);
+  bad({ budjet: 64 }, /search\.budjet: .*budget/);
 });

@@ -1,0 +1,382 @@
+// `vzt gsearch` / `vzt psigmoid`: offline search of a per-layer keep schedule (arXiv 2412.00556) on the eval config's
+// model and one benchmark's search split (the config's `search` section). The evaluator loads the model once,
+// prepares the first `search.limit` items (image pixels + prompt ids) once, and scores any in-LLM reducer or keep
+// schedule on them exactly as `vzt eval` scores a cell (same batching, greedy generation, the benchmark's primary
+// metric, a failed item scored as an empty prediction). The drivers run reduce/gsearch.ts gSearch and
+// reduce/psigmoid.ts pSigmoidSearch with a resumable state file and write the schedule JSON that `vzt eval` then runs
+// as `gsearch@<file>` / `psigmoid@<file>`. The state file is tied to the search context (model, benchmark, split,
+// limit, generation settings) by a `<state>.context.json` beside it: a rerun with another context is refused.
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import type { EvalConfig } from "../configs/eval_schema.js";
+import { resolveBackendName, setBackend } from "../core/backend.js";
+import { ConfigError } from "../core/errors.js";
+import { info, Progress } from "../core/log.js";
+import { tokenizeConversation } from "../data/conversation.js";
+import { preprocessToFloat32, type PreprocessMode } from "../data/preprocess.js";
+import { loadVlm, type Vlm } from "../models/llava.js";
+import { scheduleReducer, type InLlmReducer } from "../reduce/in_llm.js";
+import { gSearch } from "../reduce/gsearch.js";
+import { pSigmoidSearch, type PSigmoidTrial } from "../reduce/psigmoid.js";
+import { flopsEquivalentTokens, validateSchedule, writeSchedule, type FlopsDims, type KeepSchedule } from "../reduce/schedule.js";
+import { scheduleKey, type ProgressSink, type ScheduleEvaluator } from "../reduce/search_state.js";
+import { buildReducer } from "../reduce/reducer.js";
+import type { ItemScore } from "./benchmarks/types.js";
+import { getBenchmark } from "./benchmarks/registry.js";
+import { generateBatch, type EvalGenerateOptions, type GenerateRequest } from "./generate.js";
+import { benchmarkItems, imageBytes, openBenchmarkData, type PositionedItem } from "./items.js";
+import { writeJsonAtomic } from "./results.js";
+import { resolveProjectorSource } from "./setup.js";
+
+export interface SearchEvalOptions {
+  /** No progress output. */
+  quiet?: boolean;
+  /** The batch generator (default eval/generate.ts generateBatch); a seam for tests. */
+  generate?: typeof generateBatch;
+}
+
+/** One scoring of the search split. */
+export interface SearchScore {
+  /** The benchmark's primary metric (what the search maximises). */
+  accuracy: number;
+  metrics: Record<string, number>;
+  n: number;
+  failed: number;
+  /** Each item's decoded answer, in item order ("" for a failed item). */
+  predictions: string[];
+}
+
+export interface SearchEvaluator {
+  benchmark: string;
+  primary: string;
+  /** Items scored per evaluation. */
+  items: number;
+  numLayers: number;
+  /** Visual tokens per image entering the LLM (the tower's patches: searches run with every patch). */
+  numVisual: number;
+  /** Mean prompt text tokens (prompt ids minus the image placeholder) over the items. */
+  textTokens: number;
+  /** What the scores depend on (model, benchmark, split, limit, generation settings), for state files and meta. */
+  context: Record<string, unknown>;
+  /** Model evaluations run so far (each one pass over the items). */
+  readonly evaluations: number;
+  /** FLOPs dimensions of the LLM with `textTokens` (default the measured mean). */
+  dims(textTokens?: number): FlopsDims;
+  /** Scores the items with `inLlm` (undefined: no reduction). */
+  score(inLlm?: InLlmReducer, label?: string): Promise<SearchScore>;
+  /** The primary metric under a keep schedule (the unreduced schedule runs without any in-LLM reducer). */
+  evaluate: ScheduleEvaluator;
+  dispose(): void;
+}
+
+interface Prepared {
+  p: PositionedItem;
+  req?: GenerateRequest;
+  failed?: string;
+}
+
+/** The eval config's model, loaded as `vzt eval` loads it. */
+async function loadModel(cfg: EvalConfig): Promise<{ vlm: Vlm; preprocessMode: PreprocessMode }> {
+  await setBackend(resolveBackendName(cfg.runtime.backend));
+  const m = cfg.model;
+  const vlm = await loadVlm({
+    model: m.llava ?? undefined,
+    visionTower: m.vision_tower ?? undefined,
+    languageModel: m.llm ?? undefined,
+    projector: m.projector ? await resolveProjectorSource(m.projector) : undefined,
+    tokenizer: m.tokenizer ?? undefined,
+  });
+  if (!vlm.tokenizer) {
+    vlm.dispose();
+    throw new ConfigError(["model.tokenizer: no tokenizer found with the model; set model.tokenizer"]);
+  }
+  const preprocessMode: PreprocessMode = m.image_aspect_ratio === "auto" ? vlm.preprocessMode : m.image_aspect_ratio === "pad" ? "pad" : "clip";
+  return { vlm, preprocessMode };
+}
+
+/** Loads the model and prepares the search split once; `dispose()` releases the model. */
+export async function openSearchEvaluator(cfg: EvalConfig, opts: SearchEvalOptions = {}): Promise<SearchEvaluator> {
+  const s = cfg.search;
+  const name = s.benchmark ?? cfg.benchmarks[0]!.name;
+  const bcfg = cfg.benchmarks.find((b) => b.name === name);
+  if (!bcfg) throw new ConfigError([`search.benchmark: "${name}" is not one of benchmarks[].name (${cfg.benchmarks.map((b) => b.name).join(", ")})`]);
+  const benchmark = getBenchmark(name);
+  const dataSpec = s.data ?? bcfg.data;
+  const split = s.split ?? (s.data ? null : bcfg.split);
+  const { vlm, preprocessMode } = await loadModel(cfg);
+  try {
+    const data = await openBenchmarkData(benchmark, {
+      data: typeof dataSpec === "string" ? dataSpec : [...dataSpec],
+      split: split ?? undefined,
+      images: bcfg.images === null ? undefined : typeof bcfg.images === "string" ? bcfg.images : [...bcfg.images],
+      imagesSplit: bcfg.images_split ?? undefined,
+      limit: s.limit,
+    });
+    if (data.items === 0) throw new ConfigError([`search: the search split of ${name} has no items (${JSON.stringify(dataSpec)})`]);
+    const tok = vlm.tokenizer!;
+    const size = vlm.tower.config.imageSize;
+    const imageShape: [number, number, number] = [3, size, size];
+    const maxNewTokens = bcfg.max_new_tokens ?? cfg.max_new_tokens ?? benchmark.maxNewTokens;
+
+    // Items and images, once (a bad image or prompt is scored as a failed item in every evaluation, as in vzt eval).
+    const prepared: Prepared[] = [];
+    const bar = opts.quiet ? undefined : new Progress({ total: data.items, label: `preparing ${name}` });
+    for await (const p of benchmarkItems(data, undefined, () => false)) {
+      const bytes = await imageBytes(p.item.image, p.at);
+      try {
+        const px = await preprocessToFloat32(bytes, { mode: preprocessMode, config: vlm.preprocessor });
+        if (px.data.length !== 3 * size * size) throw new Error(`preprocessed image is ${px.shape.join("x")}, the vision tower takes 3x${size}x${size}`);
+        const ids = tokenizeConversation({ id: p.item.id, image: "image", messages: [{ from: "human", value: `<image>\n${p.item.prompt}` }] }, tok, { template: cfg.model.template, forGeneration: true }).inputIds;
+        prepared.push({ p, req: { inputIds: ids, pixels: px.data } });
+      } catch (e) {
+        prepared.push({ p, failed: `prepare: ${(e as Error).message}` });
+      }
+      bar?.tick();
+    }
+    bar?.finish();
+    const lengths = prepared.filter((x) => x.req).map((x) => x.req!.inputIds.length - 1);
+    const textTokens = lengths.length ? Math.round(lengths.reduce((a, b) => a + b, 0) / lengths.length) : 0;
+
+    const lm = vlm.lm.config;
+    const numVisual = vlm.tower.config.numPositions - 1;
+    const gen: EvalGenerateOptions = {
+      maxNewTokens,
+      eosTokenIds: [...new Set([...lm.eosTokenIds, ...(tok.eosTokenId !== undefined ? [tok.eosTokenId] : [])])],
+      stopOnNewline: cfg.stop_on_newline,
+      tokenizer: tok,
+      imageShape,
+      layer: cfg.model.vision_layer ?? undefined,
+    };
+    const generate = opts.generate ?? generateBatch;
+    const none = buildReducer("none");
+    const m = cfg.model;
+    const context = {
+      model: { llava: m.llava, vision_tower: m.vision_tower, llm: m.llm, projector: m.projector, tokenizer: m.tokenizer, template: m.template, vision_layer: m.vision_layer, image_aspect_ratio: m.image_aspect_ratio },
+      benchmark: name,
+      data: dataSpec,
+      split,
+      limit: s.limit,
+      items: data.items,
+      max_new_tokens: maxNewTokens,
+      stop_on_newline: cfg.stop_on_newline,
+    };
+    let evaluations = 0;
+
+    /** One batch -> one score per item (batch failure: item by item; an item that still fails scores ""). */
+    const scoreBatch = async (batch: Prepared[], inLlm: InLlmReducer | undefined): Promise<{ score: ItemScore; text: string; failed: boolean }[]> => {
+      const o = { ...gen, ...(inLlm ? { inLlm } : {}) };
+      const ready = batch.filter((x) => x.req);
+      const texts = new Map<Prepared, string>();
+      try {
+        if (ready.length) (await generate(vlm, none, ready.map((x) => x.req!), o)).rows.forEach((r, i) => texts.set(ready[i]!, r.text));
+      } catch {
+        for (const x of ready) {
+          try {
+            texts.set(x, (await generate(vlm, none, [x.req!], o)).rows[0]!.text);
+          } catch {
+            // scored as an empty prediction below
+          }
+        }
+      }
+      return batch.map((x) => {
+        const text = texts.get(x);
+        return { score: benchmark.score(text ?? "", x.p.item), text: text ?? "", failed: text === undefined };
+      });
+    };
+
+    const score = async (inLlm?: InLlmReducer, label = inLlm?.name ?? "none"): Promise<SearchScore> => {
+      const b = opts.quiet ? undefined : new Progress({ total: prepared.length, label });
+      const scores: ItemScore[] = [];
+      const predictions: string[] = [];
+      let failed = 0;
+      for (let i = 0; i < prepared.length; i += cfg.batch_size) {
+        for (const r of await scoreBatch(prepared.slice(i, i + cfg.batch_size), inLlm)) {
+          scores.push(r.score);
+          predictions.push(r.text);
+          if (r.failed) failed++;
+        }
+        b?.update(scores.length);
+      }
+      evaluations++;
+      const metrics = benchmark.aggregate(scores);
+      const accuracy = metrics[benchmark.primary] ?? NaN;
+      b?.finish(`${benchmark.primary} ${accuracy.toFixed(2)}${failed ? ` (${failed} failed)` : ""}`);
+      return { accuracy, metrics, n: scores.length, failed, predictions };
+    };
+
+    return {
+      benchmark: name,
+      primary: benchmark.primary,
+      items: prepared.length,
+      numLayers: lm.layers,
+      numVisual,
+      textTokens,
+      context,
+      get evaluations() {
+        return evaluations;
+      },
+      dims: (t = textTokens) => ({ numLayers: lm.layers, numVisual, textTokens: t, hidden: lm.hidden, intermediate: lm.intermediate }),
+      score,
+      evaluate: async (schedule) => {
+        const sc = validateSchedule(schedule);
+        const full = sc.numLayers === lm.layers && sc.keep.every((k) => k === sc.numVisual);
+        const key = scheduleKey(sc.keep);
+        const r = await score(full ? undefined : scheduleReducer(sc, "schedule"), `schedule ${key.length > 48 ? `${key.slice(0, 45)}...` : key}`);
+        return r.accuracy;
+      },
+      dispose: () => vlm.dispose(),
+    };
+  } catch (e) {
+    vlm.dispose();
+    throw e;
+  }
+}
+
+// ---- drivers ------------------------------------------------------------------------------------------------------
+
+/** Thrown by a driver run with `stopAfterEvaluations` (as an interruption would stop it). */
+export class SearchInterrupted extends Error {
+  constructor(readonly evaluations: number) {
+    super(`search interrupted after ${evaluations} model evaluation(s); run the same command again to continue`);
+    this.name = "SearchInterrupted";
+  }
+}
+
+export interface SearchRunOptions extends SearchEvalOptions {
+  /** Stop (throw SearchInterrupted) before the model evaluation after this many new ones: a test seam. */
+  stopAfterEvaluations?: number;
+}
+
+export interface SearchRunResult {
+  schedule: KeepSchedule;
+  /** Where the schedule JSON and the state were written. */
+  output: string;
+  state: string;
+  /** Model evaluations run by this call (cached ones from the state are not counted). */
+  evaluated: number;
+  /** The primary metric of the schedule on the search split. */
+  accuracy: number;
+  /** FLOPs-equivalent retained tokens of the schedule at the measured (or configured) text tokens. */
+  equivalentTokens: number;
+}
+
+export interface GSearchRunResult extends SearchRunResult {
+  /** The unreduced model's score. */
+  baseline: number;
+}
+
+export interface PSigmoidRunResult extends SearchRunResult {
+  budget: number;
+  k: number;
+  rMin: number;
+  l0: number;
+  trials: PSigmoidTrial[];
+}
+
+/** The state path and its context file: a saved state made under another context is refused, naming the keys. */
+function checkStateContext(state: string, context: Record<string, unknown>): void {
+  const file = `${state.replace(/\.json$/, "")}.context.json`;
+  if (existsSync(state) && existsSync(file)) {
+    let saved: Record<string, unknown>;
+    try {
+      saved = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    } catch (e) {
+      throw new ConfigError([`cannot read the search context: ${(e as Error).message} (delete it and ${state} to start over)`], file);
+    }
+    const keys = [...new Set([...Object.keys(context), ...Object.keys(saved)])].filter((k) => JSON.stringify(context[k]) !== JSON.stringify(saved[k]));
+    if (keys.length) {
+      throw new ConfigError(keys.map((k) => `${k}: the saved search state ${state} was made with ${JSON.stringify(saved[k])}, this run has ${JSON.stringify(context[k])} (delete the state to start over, or set search.state to another file)`), file);
+    }
+    return;
+  }
+  writeJsonAtomic(file, context);
+}
+
+/** Output and state paths: the config's, else <output_dir>/<stem>.json and <output>.state.json; folders created. */
+function searchPaths(cfg: EvalConfig, stem: string): { output: string; state: string } {
+  const output = cfg.search.output ?? path.join(cfg.output_dir, `${stem}.json`);
+  const state = cfg.search.state ?? `${output.replace(/\.json$/, "")}.state.json`;
+  for (const f of [output, state]) mkdirSync(path.dirname(path.resolve(f)), { recursive: true });
+  return { output, state };
+}
+
+/** A ScheduleEvaluator that stops before the (n+1)-th new evaluation. */
+function stopping(ev: SearchEvaluator, n: number | undefined): ScheduleEvaluator {
+  return async (s) => {
+    if (n !== undefined && ev.evaluations >= n) throw new SearchInterrupted(ev.evaluations);
+    return ev.evaluate(s);
+  };
+}
+
+/** Layer / trial lines of the search itself (the per-evaluation item bars are the evaluator's). */
+function logSink(label: string, total: number): ProgressSink {
+  return {
+    update: (done, extra) => info(`${label} ${done}/${total}${extra ? `: ${extra}` : ""}`),
+    finish: (extra) => info(`${label} done${extra ? `: ${extra}` : ""}`),
+  };
+}
+
+/**
+ * `vzt gsearch`: G-Search of the fewest visual tokens per layer keeping the search split's primary metric within
+ * `search.tolerance` of the unreduced model. Resumable (state file); writes the schedule JSON.
+ */
+export async function runGSearch(cfg: EvalConfig, opts: SearchRunOptions = {}): Promise<GSearchRunResult> {
+  const { output, state } = searchPaths(cfg, "gsearch");
+  const ev = await openSearchEvaluator(cfg, opts);
+  try {
+    const s = cfg.search;
+    checkStateContext(state, { method: "gsearch", ...ev.context });
+    const result = await gSearch({
+      numLayers: ev.numLayers,
+      numVisual: ev.numVisual,
+      evaluate: stopping(ev, opts.stopAfterEvaluations),
+      tolerance: s.tolerance,
+      rates: s.rates ? [...s.rates] : undefined,
+      strategy: s.strategy,
+      statePath: state,
+      progress: opts.quiet ? false : logSink("gsearch layers", ev.numLayers - 2),
+    });
+    const meta = result.meta as { baseline: number; accuracy: number };
+    const equivalentTokens = flopsEquivalentTokens(result, ev.dims());
+    const schedule: KeepSchedule = { ...result, meta: { ...result.meta, metric: ev.primary, flopsEquivalentTokens: equivalentTokens, textTokens: ev.textTokens, search: ev.context } };
+    writeSchedule(output, schedule);
+    return { schedule: validateSchedule(schedule), output, state, evaluated: ev.evaluations, accuracy: meta.accuracy, baseline: meta.baseline, equivalentTokens };
+  } finally {
+    ev.dispose();
+  }
+}
+
+/**
+ * `vzt psigmoid`: P-Sigmoid fitted to `budget` FLOPs-equivalent tokens (default `search.budget`) by Bayesian
+ * optimisation of (k, r_min) on the search split. Resumable (state file); writes the schedule JSON.
+ */
+export async function runPSigmoid(cfg: EvalConfig, budget?: number, opts: SearchRunOptions = {}): Promise<PSigmoidRunResult> {
+  const s = cfg.search;
+  const B = budget ?? s.budget;
+  if (B === null || B === undefined) throw new ConfigError(["search.budget: missing: give --budget B (FLOPs-equivalent retained tokens) or set search.budget"]);
+  if (!(B > 0) || !Number.isFinite(B)) throw new ConfigError([`budget: must be a positive number of equivalent tokens, got ${B}`]);
+  const { output, state } = searchPaths(cfg, `psigmoid-${B}`);
+  const ev = await openSearchEvaluator(cfg, opts);
+  try {
+    const dims = ev.dims(s.text_tokens ?? ev.textTokens);
+    checkStateContext(state, { method: "psigmoid", ...ev.context });
+    const trials = s.random_trials + s.guided_trials;
+    const r = await pSigmoidSearch({
+      budget: B,
+      dims,
+      evaluate: stopping(ev, opts.stopAfterEvaluations),
+      seed: s.seed ?? cfg.seed,
+      randomTrials: s.random_trials,
+      guidedTrials: s.guided_trials,
+      bounds: { k: [...s.bounds.k], rMin: [...s.bounds.r_min] },
+      statePath: state,
+      progress: opts.quiet ? false : logSink(`psigmoid@${B} trials`, trials),
+    });
+    const equivalentTokens = flopsEquivalentTokens(r.schedule, dims);
+    const schedule: KeepSchedule = { ...r.schedule, meta: { ...r.schedule.meta, metric: ev.primary, search: ev.context } };
+    writeSchedule(output, schedule);
+    return { schedule: validateSchedule(schedule), output, state, evaluated: ev.evaluations, accuracy: r.accuracy, equivalentTokens, budget: B, k: r.k, rMin: r.rMin, l0: r.l0, trials: r.trials };
+  } finally {
+    ev.dispose();
+  }
+}
