@@ -25,13 +25,6 @@ function int(v: unknown, flag: string): number | undefined {
   return n;
 }
 
-function notYet(issue: number, what: string): Command["run"] {
-  return async () => {
-    console.error(`vzt: ${what} is not yet available in this version (planned: issue ${issue}).`);
-    return 1;
-  };
-}
-
 export const COMMANDS: Record<string, Command> = {
   download: {
     summary: "download a model from the Hugging Face Hub into the HF cache for offline use",
@@ -67,10 +60,10 @@ export const COMMANDS: Record<string, Command> = {
   },
   "make-tiny": {
     summary: "write deterministic tiny HF-format models (CLIP 336/14, LLaMA, tokenizer, LLaVA composite)",
-    usage: "usage: vzt make-tiny --out DIR [--seed N] [--pretrain-steps N [--pretrain-images M] [--pretrain-batch B] [--pretrain-lr X]]\n" +
+    usage: "usage: vzt make-tiny --out DIR [--seed N] [--llm-layers N] [--pretrain-steps N [--pretrain-images M] [--pretrain-batch B] [--pretrain-lr X]]\n" +
       "--pretrain-steps trains the tiny LLM + projector on synthetic shapes (pooled/random token sets), so the LLM can read\n" +
       "visual tokens like a released LLaVA; the untrained projector is kept as projector_init/ (see models/pretrain_tiny.ts).",
-    options: { out: { type: "string" }, seed: { type: "string" }, "pretrain-steps": { type: "string" }, "pretrain-images": { type: "string" }, "pretrain-batch": { type: "string" }, "pretrain-lr": { type: "string" } },
+    options: { out: { type: "string" }, seed: { type: "string" }, "llm-layers": { type: "string" }, "pretrain-steps": { type: "string" }, "pretrain-images": { type: "string" }, "pretrain-batch": { type: "string" }, "pretrain-lr": { type: "string" } },
     async run(v) {
       const out = str(v.out);
       if (!out) throw new Error("vzt make-tiny: --out DIR is required");
@@ -78,7 +71,7 @@ export const COMMANDS: Record<string, Command> = {
       const steps = int(v["pretrain-steps"], "--pretrain-steps");
       const lr = str(v["pretrain-lr"]);
       const pretrain = steps ? { steps, images: int(v["pretrain-images"], "--pretrain-images"), batchSize: int(v["pretrain-batch"], "--pretrain-batch"), lr: lr === undefined ? undefined : Number(lr) } : undefined;
-      const r = await makeTiny(out, { seed: int(v.seed, "--seed"), pretrain });
+      const r = await makeTiny(out, { seed: int(v.seed, "--seed"), llmLayers: int(v["llm-layers"], "--llm-layers"), pretrain });
       console.log(`tiny models written to ${out}${r ? ` (pretrained ${steps} steps: loss ${r.firstLoss.toFixed(3)} -> ${r.lastLoss.toFixed(3)})` : ""}`);
     },
   },
@@ -245,6 +238,35 @@ export const COMMANDS: Record<string, Command> = {
       console.log(summary.results ? `eval written to ${summary.outputDir}:\n  ${Object.values(summary.files).join("\n  ")}` : `shard done (${summary.scored} items); merge with vzt eval --merge ${summary.outputDir}`);
     },
   },
-  gsearch: { summary: "greedy search of a per-layer keep schedule", usage: "usage: vzt gsearch --config FILE", options: {}, run: notYet(6, "gsearch") },
-  psigmoid: { summary: "fit a P-Sigmoid keep schedule at a FLOPs budget", usage: "usage: vzt psigmoid --config FILE --budget B", options: {}, run: notYet(6, "psigmoid") },
+  gsearch: {
+    summary: "greedy shallow-to-deep search of the smallest keep rate per LLM layer (writes a schedule JSON; resumable)",
+    usage: "usage: vzt gsearch --config EVAL.yaml [--set key.path=value ...]\n" +
+      "The eval config's `search` section names the benchmark, limit and tolerance; use the schedule as gsearch@<file> in vzt eval.",
+    options: { config: { type: "string" }, set: { type: "string", multiple: true } },
+    async run(v) {
+      const file = str(v.config);
+      if (!file) throw new Error("vzt gsearch: --config EVAL.yaml is required");
+      const { loadEvalConfig } = await import("./configs/eval_schema.js");
+      const { runGSearch } = await import("./eval/search.js");
+      const r = await runGSearch(loadEvalConfig(file, { sets: sets(v) }));
+      console.log(`G-Search schedule written to ${r.output}\n  keep per layer: ${r.schedule.keep.join(" ")}\n  accuracy ${r.accuracy.toFixed(2)} (unreduced ${r.baseline.toFixed(2)}), ${r.equivalentTokens.toFixed(1)} FLOPs-equivalent tokens\n  run it: vzt eval ... with grid cell gsearch@${r.output}`);
+    },
+  },
+  psigmoid: {
+    summary: "fit a P-Sigmoid keep schedule at a FLOPs budget by Bayesian optimisation (writes a schedule JSON)",
+    usage: "usage: vzt psigmoid --config EVAL.yaml [--budget B] [--set key.path=value ...]\n" +
+      "B: retained-token budget whose prefill FLOPs the schedule matches (default: search.budget); use it as psigmoid@<file>.",
+    options: { config: { type: "string" }, set: { type: "string", multiple: true }, budget: { type: "string" } },
+    async run(v) {
+      const file = str(v.config);
+      if (!file) throw new Error("vzt psigmoid: --config EVAL.yaml is required");
+      const budgetText = str(v.budget);
+      const budget = budgetText === undefined ? undefined : Number(budgetText);
+      if (budget !== undefined && !(Number.isFinite(budget) && budget > 0)) throw new Error(`vzt psigmoid: --budget must be a positive number, got "${budgetText}"`);
+      const { loadEvalConfig } = await import("./configs/eval_schema.js");
+      const { runPSigmoid } = await import("./eval/search.js");
+      const r = await runPSigmoid(loadEvalConfig(file, { sets: sets(v) }), budget);
+      console.log(`P-Sigmoid schedule written to ${r.output}\n  k ${r.k.toFixed(3)}, r_min ${r.rMin.toFixed(3)}, l0 ${r.l0.toFixed(2)}; keep per layer: ${r.schedule.keep.join(" ")}\n  accuracy ${r.accuracy.toFixed(2)}, ${r.equivalentTokens.toFixed(1)} FLOPs-equivalent tokens (budget ${r.budget})\n  run it: vzt eval ... with grid cell psigmoid@${r.output}`);
+    },
+  },
 };

@@ -100,3 +100,6 @@ export { validateSchedule, readSchedule, writeSchedule, scheduleFlops, flopsEqui
 export { pSigmoidSchedule, solveL0, pSigmoidSearch } from "./reduce/psigmoid.js";
 export { gSearch } from "./reduce/gsearch.js";
 export { bayesOpt } from "./reduce/bayes_opt.js";
+export { openSearchEvaluator, runGSearch, runPSigmoid, SearchInterrupted, type SearchEvaluator, type SearchScore } from "./eval/search.js";
+export { evalPlots } from "./eval/plots.js";
+export { sideBySide } from "./eval/side_by_side.js";

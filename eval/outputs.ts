@@ -3,7 +3,7 @@
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { buildResults, type EvalMeta, type EvalResults } from "./aggregate.js";
-import { accuracyPlotSvg, ACCURACY_PLOT, prefillPlotSvg, PREFILL_PLOT } from "./plots.js";
+import { evalPlots } from "./plots.js";
 import { renderReport, REPORT_FILE } from "./report.js";
 import { collectShards, RESULTS_FILE, sortRecords, writeJsonAtomic, type ItemRecord } from "./results.js";
 
@@ -27,9 +27,9 @@ export function writeEvalOutputs(outputDir: string, meta: EvalMeta, records: rea
   };
   writeJsonAtomic(path.resolve(outputDir, RESULTS_FILE), results);
   files.push(path.resolve(outputDir, RESULTS_FILE));
-  put(ACCURACY_PLOT, accuracyPlotSvg(results));
-  put(PREFILL_PLOT, prefillPlotSvg(results));
-  put(REPORT_FILE, renderReport(results, [ACCURACY_PLOT, PREFILL_PLOT]));
+  const plots = evalPlots(results);
+  for (const [name, svg] of Object.entries(plots)) put(name, svg);
+  put(REPORT_FILE, renderReport(results, Object.keys(plots)));
   if (opts.samples ?? true) put(SAMPLES_FILE, sorted.map((r) => JSON.stringify(r)).join("\n") + (sorted.length ? "\n" : ""));
   return { results, files };
 }
