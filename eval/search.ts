@@ -9,12 +9,10 @@
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { EvalConfig } from "../configs/eval_schema.js";
-import { resolveBackendName, setBackend } from "../core/backend.js";
 import { ConfigError } from "../core/errors.js";
 import { info, Progress } from "../core/log.js";
 import { tokenizeConversation } from "../data/conversation.js";
-import { preprocessToFloat32, type PreprocessMode } from "../data/preprocess.js";
-import { loadVlm, type Vlm } from "../models/llava.js";
+import { preprocessToFloat32 } from "../data/preprocess.js";
 import { scheduleReducer, type InLlmReducer } from "../reduce/in_llm.js";
 import { gSearch } from "../reduce/gsearch.js";
 import { pSigmoidSearch, type PSigmoidTrial } from "../reduce/psigmoid.js";
@@ -26,7 +24,7 @@ import { getBenchmark } from "./benchmarks/registry.js";
 import { generateBatch, type EvalGenerateOptions, type GenerateRequest } from "./generate.js";
 import { benchmarkItems, imageBytes, openBenchmarkData, type PositionedItem } from "./items.js";
 import { writeJsonAtomic } from "./results.js";
-import { resolveProjectorSource } from "./setup.js";
+import { loadEvalModel } from "./setup.js";
 
 export interface SearchEvalOptions {
   /** No progress output. */
@@ -75,25 +73,6 @@ interface Prepared {
   failed?: string;
 }
 
-/** The eval config's model, loaded as `vzt eval` loads it. */
-async function loadModel(cfg: EvalConfig): Promise<{ vlm: Vlm; preprocessMode: PreprocessMode }> {
-  await setBackend(resolveBackendName(cfg.runtime.backend));
-  const m = cfg.model;
-  const vlm = await loadVlm({
-    model: m.llava ?? undefined,
-    visionTower: m.vision_tower ?? undefined,
-    languageModel: m.llm ?? undefined,
-    projector: m.projector ? await resolveProjectorSource(m.projector) : undefined,
-    tokenizer: m.tokenizer ?? undefined,
-  });
-  if (!vlm.tokenizer) {
-    vlm.dispose();
-    throw new ConfigError(["model.tokenizer: no tokenizer found with the model; set model.tokenizer"]);
-  }
-  const preprocessMode: PreprocessMode = m.image_aspect_ratio === "auto" ? vlm.preprocessMode : m.image_aspect_ratio === "pad" ? "pad" : "clip";
-  return { vlm, preprocessMode };
-}
-
 /** Loads the model and prepares the search split once; `dispose()` releases the model. */
 export async function openSearchEvaluator(cfg: EvalConfig, opts: SearchEvalOptions = {}): Promise<SearchEvaluator> {
   const s = cfg.search;
@@ -103,7 +82,7 @@ export async function openSearchEvaluator(cfg: EvalConfig, opts: SearchEvalOptio
   const benchmark = getBenchmark(name);
   const dataSpec = s.data ?? bcfg.data;
   const split = s.split ?? (s.data ? null : bcfg.split);
-  const { vlm, preprocessMode } = await loadModel(cfg);
+  const { vlm, preprocessMode } = await loadEvalModel(cfg);
   try {
     const data = await openBenchmarkData(benchmark, {
       data: typeof dataSpec === "string" ? dataSpec : [...dataSpec],

@@ -63,8 +63,8 @@ export interface SetupEvalOptions {
   quiet?: boolean;
 }
 
-/** Builds the run. On error everything built so far is released. */
-export async function setupEval(cfg: EvalConfig, opts: SetupEvalOptions = {}): Promise<EvalRun> {
+/** The eval config's model (base models + optional projector), with its tokenizer and preprocessing mode. */
+export async function loadEvalModel(cfg: EvalConfig): Promise<{ backend: string; vlm: Vlm; preprocessMode: PreprocessMode }> {
   const backend = await setBackend(resolveBackendName(cfg.runtime.backend));
   const m = cfg.model;
   const vlm = await loadVlm({
@@ -74,8 +74,18 @@ export async function setupEval(cfg: EvalConfig, opts: SetupEvalOptions = {}): P
     projector: m.projector ? await resolveProjectorSource(m.projector) : undefined,
     tokenizer: m.tokenizer ?? undefined,
   });
+  if (!vlm.tokenizer) {
+    vlm.dispose();
+    throw new ConfigError(["model.tokenizer: no tokenizer found with the model; set model.tokenizer"]);
+  }
+  const preprocessMode: PreprocessMode = m.image_aspect_ratio === "auto" ? vlm.preprocessMode : m.image_aspect_ratio === "pad" ? "pad" : "clip";
+  return { backend, vlm, preprocessMode };
+}
+
+/** Builds the run. On error everything built so far is released. */
+export async function setupEval(cfg: EvalConfig, opts: SetupEvalOptions = {}): Promise<EvalRun> {
+  const { backend, vlm, preprocessMode } = await loadEvalModel(cfg);
   try {
-    if (!vlm.tokenizer) throw new ConfigError(["model.tokenizer: no tokenizer found with the model; set model.tokenizer"]);
     const patches = vlm.tower.config.numPositions - 1;
     // Every cell is built once here so a budget that does not fit fails before any generation.
     const cells = parseGrid(cfg.grid);
@@ -108,14 +118,13 @@ export async function setupEval(cfg: EvalConfig, opts: SetupEvalOptions = {}): P
       baseline: baselineCell(cells)?.key ?? null,
       benchmarks: benchmarks.map((b) => ({ name: b.benchmark.name, primary: b.benchmark.primary, items: b.items })),
       model: {
-        llava: m.llava, vision_tower: m.vision_tower, llm: m.llm, projector: m.projector, template: m.template,
+        llava: cfg.model.llava, vision_tower: cfg.model.vision_tower, llm: cfg.model.llm, projector: cfg.model.projector, template: cfg.model.template,
         patches, llm_hidden: lm.hidden, llm_layers: lm.layers, llm_intermediate: lm.intermediate,
       },
     };
     const log = ItemLog.open(path.join(workDir, ITEMS_FILE), { kind: "header", config_hash: hash, shard: shard ? `${shard.index}/${shard.count}` : null });
     writeJsonAtomic(path.join(workDir, META_FILE), meta);
     const size = vlm.tower.config.imageSize;
-    const preprocessMode: PreprocessMode = m.image_aspect_ratio === "auto" ? vlm.preprocessMode : m.image_aspect_ratio === "pad" ? "pad" : "clip";
     return { cfg, backend, vlm, cells, benchmarks, preprocessMode, imageShape: [3, size, size], shard, workDir, log, meta };
   } catch (e) {
     vlm.dispose();
