@@ -119,6 +119,7 @@ function llmForward(cfg: LlmConfig, w: LlmWeights, invFreq: tf.Tensor1D, input: 
   let nextPos: tf.Tensor2D | undefined;
   let red: ReductionState | undefined;
   let out: { logits: tf.Tensor3D; hidden: tf.Tensor3D[]; attn: tf.Tensor4D[] };
+  const memo: tf.Tensor[] = []; // memoised causal masks: they outlive each layer's tidy, freed after the forward
   try {
     out = tf.tidy(() => {
       const x0 = input.inputIds ? (tf.gather(w.embed, tf.cast(input.inputIds, "int32")) as tf.Tensor as tf.Tensor3D) : tf.cast(input.inputsEmbeds!, "float32"); // [B, T, C]
@@ -144,7 +145,8 @@ function llmForward(cfg: LlmConfig, w: LlmWeights, invFreq: tf.Tensor1D, input: 
           const t = keyMask.shape[1] - past;
           let causal = biases.get(`${t}/${past}`);
           if (!causal) {
-            causal = causalAllowed(t, past);
+            causal = tf.keep(causalAllowed(t, past));
+            memo.push(causal);
             biases.set(`${t}/${past}`, causal);
           }
           // allowed = causal[i, j] * keyMask[b, j]; bias 0 where allowed, -1e9 where not (finite: no NaN rows)
@@ -164,6 +166,8 @@ function llmForward(cfg: LlmConfig, w: LlmWeights, invFreq: tf.Tensor1D, input: 
     for (const kv of newKV) tf.dispose([kv.keys, kv.values, kv.keyMask]);
     nextPos?.dispose();
     throw e;
+  } finally {
+    tf.dispose(memo);
   }
   if (cache) {
     newKV.forEach((kv, l) => cache.setLayer(l, kv));
@@ -204,7 +208,10 @@ function decoderStack(
       ctx.curMask = gatherSequence(ctx.curMask, cut.index, B, cut.length); // [B, T']
     }
     const point = red?.captureFor(l);
-    const r = decoderLayer(lw, x, ctx, cache?.layers[l], point && red ? { point, red } : undefined);
+    // Each layer in its own tidy: its intermediates (attention scores, MLP activations) are freed as soon as it ends,
+    // so memory does not grow with depth (the tape keeps what backprop needs).
+    const xIn = x;
+    const r = tf.tidy(() => decoderLayer(lw, xIn, ctx, cache?.layers[l], point && red ? { point, red } : undefined) as unknown as tf.TensorContainer) as unknown as ReturnType<typeof decoderLayer>;
     if (point) red!.store(r.captured ?? {});
     if (cache) newKV[l] = { keys: tf.keep(r.kv.keys), values: tf.keep(r.kv.values), keyMask: tf.keep(r.kv.keyMask) };
     if (wantAttn.has(l)) attn.set(l, r.probs);
