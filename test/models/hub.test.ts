@@ -258,7 +258,8 @@ test("500 is retried with backoff, then fails naming the server error; transient
   assert.ok(e.error instanceof HubError);
   assert.equal(e.error.status, 500);
   assert.match(e.error.message, /HTTP 500.*server error.*3 attempts/);
-  assert.equal(urls.length, 3);
+  // Count the faulted endpoint only: a transfer of an earlier test may still be winding down on the shared server.
+  assert.equal(urls.filter((u) => u.startsWith(`/api/models/${REPO}/`)).length, 3);
   assert.match(e.text, /retry 1\/2/);
 
   hub.faults.set(`/${REPO}/resolve/${SHA}/model.safetensors`, { status: 503, times: 2 });
