@@ -1,9 +1,10 @@
 // Decode speed of sharp (the project's decoder) vs any pure-JS JPEG decoder that happens to be installed, and the
 // time of the CLIP / LLaVA-pad preprocessing after decoding. Prints one line per measurement.
 // Run: node dist/bench/decoders.js [image ...]   (default: the two COCO val2014 JPEGs in ../shared/golden/real).
-import { existsSync, readFileSync } from "node:fs";
+import { packageRoot } from "../core/paths.js";
+import { readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath, pathToFileURL } from "node:url";
+import { pathToFileURL } from "node:url";
 import sharp from "sharp";
 import { decodeImage } from "../data/image.js";
 import { preprocessRGB } from "../data/preprocess.js";
@@ -16,18 +17,8 @@ export interface DecoderBenchRow {
   mpxPerSecond: number;
 }
 
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, "package.json"))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error("package.json not found above " + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-  return dir;
-}
-
 export function defaultBenchImages(): string[] {
-  const dir = path.resolve(repoRoot(), "../shared/golden/real/images");
+  const dir = path.resolve(packageRoot(), "../shared/golden/real/images");
   return ["COCO_val2014_000000297078.jpg", "COCO_val2014_000000265719.jpg"].map((f) => path.join(dir, f));
 }
 

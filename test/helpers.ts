@@ -1,18 +1,14 @@
 // Shared test helpers: where the repo and ../shared/golden are, and golden JSON vectors as typed arrays.
-import { existsSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
+import { readdir, readFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { packageRoot } from "../core/paths.js";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { gunzipSync } from "node:zlib";
 
 /** The repository root (the folder holding package.json), found from this compiled file's location. */
 export function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, "package.json"))) {
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error("package.json not found above " + fileURLToPath(import.meta.url));
-    dir = up;
-  }
-  return dir;
+  return packageRoot(import.meta.url);
 }
 
 /** ../shared/golden beside the repository (VZT_GOLDEN overrides). */
@@ -43,4 +39,15 @@ export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
     if (!(d <= m)) m = Number.isNaN(d) ? Infinity : d;
   }
   return m;
+}
+
+/** sha256 of every file below `dir`, keyed by relative path (determinism checks). */
+export async function fileHashes(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
+    if (!e.isFile()) continue;
+    const p = path.join(e.parentPath, e.name);
+    out.set(path.relative(dir, p), createHash("sha256").update(await readFile(p)).digest("hex"));
+  }
+  return out;
 }

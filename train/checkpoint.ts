@@ -20,11 +20,11 @@
 // Stale folders (`.tmp-*`, `.old-*`, `.del-*` of a pid that is no longer alive, or of this process) are removed by
 // `cleanStaleCheckpoints`, which the run that owns output_dir calls at its start (saveCheckpoint also calls it). One
 // process writes to an output_dir at a time.
+import { packageRoot } from "../core/paths.js";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, open, readdir, readFile, rename, rm, stat } from "node:fs/promises";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import { tf } from "../core/backend.js";
 import { ConfigError, WeightsError } from "../core/errors.js";
 import { warn } from "../core/log.js";
@@ -164,24 +164,10 @@ let packageVersion: string | undefined;
 /** Package, tfjs, backend and node versions of this process, for train_state.json. */
 export function runVersions(): RunVersions {
   if (packageVersion === undefined) {
-    packageVersion = "unknown";
-    let dir = path.dirname(fileURLToPath(import.meta.url));
-    for (;;) {
-      const file = path.join(dir, "package.json");
-      if (existsSync(file)) {
-        try {
-          const pkg = JSON.parse(readFileSync(file, "utf8")) as { name?: string; version?: string };
-          if (pkg.name === "visionzip-tune") {
-            packageVersion = pkg.version ?? "unknown";
-            break;
-          }
-        } catch {
-          // not ours: keep walking up
-        }
-      }
-      const up = path.dirname(dir);
-      if (up === dir) break;
-      dir = up;
+    try {
+      packageVersion = (JSON.parse(readFileSync(path.join(packageRoot(), "package.json"), "utf8")) as { version?: string }).version ?? "unknown";
+    } catch {
+      packageVersion = "unknown";
     }
   }
   const tfVersion = (tf.version as Record<string, string | undefined>)["tfjs"] ?? tf.version_core;

@@ -1,12 +1,13 @@
 // What a benchmark is: which columns it reads, how a row becomes a prompt + image + target, the lmms-eval
 // generation length, how one prediction is scored (a plain JSON record, so a resumed run re-aggregates from its
 // log) and how the records aggregate into the benchmark's metrics.
+import { SHORT_ANSWER_PROMPT } from "../../data/prompt.js";
 import { DataError } from "../../core/errors.js";
 import type { RowWhere } from "../../data/arrow_shards.js";
 import { sniffImageFormat, type ImageRef } from "../../data/records.js";
 
 /** lmms-eval's default post-prompt for VQAv2, GQA, POPE, TextVQA and MME. */
-export const SHORT_ANSWER_POST_PROMPT = "\nAnswer the question using a single word or phrase.";
+export const SHORT_ANSWER_POST_PROMPT = `\n${SHORT_ANSWER_PROMPT}`;
 
 export type ScoreValue = number | string | boolean | null;
 /** One scored prediction: what aggregate() needs (e.g. `correct`, POPE's mapped answer, MME's category). */

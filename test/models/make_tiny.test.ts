@@ -2,8 +2,8 @@
 // config numbers (HF naming), a tokenizer that covers the shapes vocabulary, and a forward through the real loaders.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { fileHashes } from "../helpers.js";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { tf, setBackend } from "../../core/backend.js";
@@ -25,16 +25,6 @@ await setBackend("wasm", { quiet: true });
 const A = path.join(tmp, "a");
 await assertNoTensorLeak("makeTiny", () => makeTiny(A, { seed: 3 }));
 const json = async (p: string): Promise<Json> => JSON.parse(await readFile(path.join(A, p), "utf8")) as Json;
-
-async function fileHashes(dir: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!e.isFile()) continue;
-    const p = path.join(e.parentPath, e.name);
-    out.set(path.relative(dir, p), createHash("sha256").update(await readFile(p)).digest("hex"));
-  }
-  return out;
-}
 
 test("same seed writes byte-identical files; another seed changes only the weights", async () => {
   await makeTiny(path.join(tmp, "b"), { seed: 3 });

@@ -3,8 +3,8 @@
 // the tower and the untrained projector are kept, the folders load through loadVlm, and a second run is refused.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { createHash } from "node:crypto";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
+import { fileHashes } from "../helpers.js";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { tf, setBackend } from "../../core/backend.js";
@@ -26,16 +26,6 @@ after(() => rm(tmp, { recursive: true, force: true }));
 
 /** 2 scenes (6 conversations), batch 6: every update sees the whole set, so the loss must fall. */
 const SMALL: Omit<PretrainOptions, "seed"> = { steps: 6, batchSize: 6, images: 2, lr: 1e-2, warmupSteps: 0, encodeBatch: 2 };
-
-async function fileHashes(dir: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    if (!e.isFile()) continue;
-    const p = path.join(e.parentPath, e.name);
-    out.set(path.relative(dir, p), createHash("sha256").update(await readFile(p)).digest("hex"));
-  }
-  return out;
-}
 
 function sameValues(a: tf.Tensor, b: tf.Tensor, what: string): void {
   assert.deepEqual(a.shape, b.shape, `${what}: shape`);
