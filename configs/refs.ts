@@ -33,9 +33,14 @@ export function resolveRefs(raw: Raw, opts: RefOptions): { raw: Raw; failed: Set
   const done = new Map<string, unknown>();
   const failed = new Set<string>();
 
+  /** The raw value at a key path; list items are addressed as `a.b[0].c` (mappings inside lists included). */
   const valueAt = (key: string): unknown => {
     let node: unknown = raw;
-    for (const part of key.split(".")) node = isMapping(node) ? node[part] : undefined;
+    for (const part of key.split(".")) {
+      const [, name, indices] = /^([^[]*)((?:\[\d+\])*)$/.exec(part) ?? [undefined, part, ""];
+      node = isMapping(node) ? node[name!] : undefined;
+      for (const m of indices!.matchAll(/\[(\d+)\]/g)) node = Array.isArray(node) ? (node[Number(m[1])] as unknown) : undefined;
+    }
     return node;
   };
 

@@ -376,7 +376,7 @@ export async function listCheckpoints(outputDir: string): Promise<CheckpointInfo
 
 /**
  * The checkpoint folder a spec names: "latest" (the complete step folder with the highest step in outputDir, or
- * undefined when there is none), a step folder (relative paths are tried against the working directory, then
+ * undefined when there is none; "<dir>/latest" looks in <dir>), a step folder (relative paths are tried against the working directory, then
  * outputDir), or an output folder (its latest). A named folder that is not complete is an error, never skipped.
  */
 export async function resolveCheckpoint(spec: string, outputDir?: string): Promise<string | undefined> {
@@ -384,6 +384,8 @@ export async function resolveCheckpoint(spec: string, outputDir?: string): Promi
     if (!outputDir) throw new CheckpointError(`checkpoint "latest" needs the output folder to look in`);
     return latestIn(outputDir);
   }
+  // "<output dir>/latest" (no such folder on disk) reads as "latest" in that output folder.
+  if (path.basename(spec) === "latest" && path.dirname(spec) !== "." && !existsSync(path.resolve(spec))) return resolveCheckpoint("latest", path.dirname(spec));
   let dir = path.resolve(spec);
   if (!existsSync(dir) && outputDir && !path.isAbsolute(spec) && existsSync(path.join(outputDir, spec))) dir = path.resolve(outputDir, spec);
   const st = await stat(dir).catch(() => undefined);

@@ -233,6 +233,7 @@ test("latest is the newest complete folder; partial temp folders and folders wit
     await assert.rejects(resolveCheckpoint(path.join(out, "step_000099")), /no such folder/);
     // An output folder given as the checkpoint means its latest; a relative step name is found in outputDir.
     assert.equal(await resolveCheckpoint(out), path.join(out, "step_000007"));
+    assert.equal(await resolveCheckpoint(path.join(out, "latest")), path.join(out, "step_000007")); // "<run>/latest"
     assert.equal(await resolveCheckpoint("step_000005", out), path.join(out, "step_000005"));
     // Same size, flipped byte: listed complete (sizes only), but loading checks the sha256 and names the file.
     const f5 = path.join(out, "step_000005", "projector.safetensors");
