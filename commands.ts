@@ -184,9 +184,10 @@ export const COMMANDS: Record<string, Command> = {
         return;
       }
       const { train } = await import("./train/recipe.js");
+      const { accuracyEval } = await import("./eval/training_eval.js");
       const run = await setup(cfg, { resume: str(v.resume), force: v.force === true });
       try {
-        const r = await train(run);
+        const r = await train(run, { periodicEval: accuracyEval(cfg) });
         console.log(`trained ${r.steps} steps; checkpoint ${r.lastCheckpoint ?? "(none)"}; logs in ${r.outputDir} (metrics.jsonl, tensorboard/)`);
       } finally {
         await cleanup(run);

@@ -70,7 +70,9 @@ export { loadConfig, validateConfigFile, configFromObject } from "./configs/load
 export { configHash, diffConfigs, writeResolvedConfig } from "./configs/resolved.js";
 export type { RunConfig } from "./configs/schema.js";
 export { setup as setupTraining, cleanup as cleanupTraining, type Run } from "./train/setup.js";
-export { train, runTraining, NonFiniteError, type TrainSummary } from "./train/recipe.js";
+export { train, runTraining, NonFiniteError, type TrainSummary, type TrainOptions, type PeriodicEval } from "./train/recipe.js";
+export { accuracyEval, trainingEvalKey } from "./eval/training_eval.js";
+export { openBenchmarkScorer, type BenchmarkScorer, type BenchmarkScore, type ScorerOptions } from "./eval/scorer.js";
 export { maskedCrossEntropySum } from "./train/loss.js";
 export { AdamW } from "./train/optimizer.js";
 export { lrAt } from "./train/schedule.js";

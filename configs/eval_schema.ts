@@ -5,13 +5,13 @@
 import { bool, field, int, list, nullable, num, obj, oneOf, str, INVALID, type CheckContext, type Checked, type Field, type InferShape } from "./dsl.js";
 import { loadWithSchema, objectWithSchema, type SchemaLoadOptions } from "./load_schema.js";
 import { pathField } from "./path_field.js";
-import { modelSource, shardSpec as shards, workerShard } from "./fields.js";
+import { BENCHMARK, BENCHMARK_FIELDS, BENCHMARK_NAMES, modelSource, shardSpec as shards, workerShard } from "./fields.js";
+export { BENCHMARK_NAMES };
 import { BACKEND_NAMES, TEMPLATE_NAMES } from "./schema.js";
 
 export const GRID_METHOD_NAMES = ["none", "visionzip", "uniform", "pool", "random", "fastv", "topv", "psigmoid", "gsearch"] as const;
 /** Methods whose cell may name a keep-schedule file instead of a budget (`gsearch@schedules/g.json`). */
 export const SCHEDULE_FILE_METHODS = ["psigmoid", "gsearch"] as const;
-export const BENCHMARK_NAMES = ["vqav2", "gqa", "pope", "textvqa", "mme", "scienceqa", "shapes_vqav2", "shapes_pope"] as const;
 
 const CELL = /^\s*([a-z][a-z0-9_]*)\s*@\s*(\d+)\s*$/;
 const FILE_CELL = /^\s*([a-z][a-z0-9_]*)@(.*\D.*?)\s*$/;
@@ -47,16 +47,6 @@ const MODEL_FIELDS = {
 };
 const MODEL = obj(MODEL_FIELDS, { finish: checkModel });
 
-const BENCHMARK_FIELDS = {
-  name: oneOf(BENCHMARK_NAMES, { doc: "benchmark (eval/benchmarks/registry.ts)" }),
-  data: shards("Arrow shards: a file, folder (save_to_disk / DatasetDict), glob or list"),
-  split: nullable(str(), { doc: "split of a DatasetDict folder" }),
-  images: nullable(shards("gqa: the images dataset (id, image), joined on imageId")),
-  images_split: nullable(str(), { doc: "split of the images DatasetDict" }),
-  limit: nullable(int({ min: 1 }), { doc: "first N items; null = the top-level limit" }),
-  max_new_tokens: nullable(int({ min: 1 }), { doc: "null = the top-level max_new_tokens, else the benchmark's lmms-eval default" }),
-};
-const BENCHMARK = obj(BENCHMARK_FIELDS);
 
 /** [lo, hi] with lo <= hi, each checked by `item`. */
 const range = (item: Field<number>, dflt: [number, number], doc: string) =>

@@ -4,11 +4,11 @@
 // data/prompt.ts TEMPLATE_NAMES, core/backend.ts BACKENDS) without importing tfjs; test/configs checks they agree.
 import { visionZipSplit } from "../reduce/budget.js";
 import {
-  anyOf, bool, derived, describeFields, int, isDerived, list, nullable, num, obj, oneOf, openMapping, str,
+  anyOf, bool, derived, describeFields, int, isDerived, list, nullable, num, obj, oneOf, str,
   INVALID, type CheckContext, type Checked, type InferShape,
 } from "./dsl.js";
 import { pathField } from "./path_field.js";
-import { modelSource, shardSpec, workerShard } from "./fields.js";
+import { BENCHMARK, modelSource, shardSpec, workerShard } from "./fields.js";
 
 const shards = (doc: string) => nullable(shardSpec(doc), { doc });
 
@@ -70,7 +70,7 @@ const TRAIN_FIELDS = {
     aliases: ["gradient_accumulation_steps"],
   }),
   max_grad_norm: nullable(num({ gt: 0 }), { default: 1, doc: "global-norm gradient clipping; null = none" }),
-  eval_every_steps: nullable(int({ min: 1 }), { doc: "eval loss on data.eval every N steps; null = never", aliases: ["eval_steps"] }),
+  eval_every_steps: nullable(int({ min: 1 }), { doc: "every N steps (and at the end): loss on data.eval and accuracy on eval.benchmarks; null = never", aliases: ["eval_steps"] }),
   eval_batches: nullable(int({ min: 1 }), { doc: "batches per eval; null = all of data.eval" }),
   feature_cache: anyOf<boolean | string>([bool(), pathField()], { default: false, doc: "cache vision features: true = <output_dir>/feature_cache, or a folder" }),
 };
@@ -106,6 +106,16 @@ const RUNTIME = obj({
   backend: oneOf(BACKEND_NAMES, { default: "auto", doc: "tfjs backend; VZT_BACKEND overrides" }),
 });
 
+/** Accuracy during training: the eval harness (issue 5) scores these benchmarks every train.eval_every_steps. */
+const TRAIN_EVAL_FIELDS = {
+  benchmarks: list(BENCHMARK, { default: [], doc: "benchmarks scored with the projector being trained and the run's reducer; [] = none" }),
+  limit: nullable(int({ min: 1 }), { default: 40, doc: "first N items of each benchmark; null = all (keep it small: this runs inside training)" }),
+  batch_size: int({ min: 1, default: 8, doc: "samples per generate call" }),
+  max_new_tokens: nullable(int({ min: 1 }), { doc: "for every benchmark; null = each benchmark's lmms-eval default" }),
+  stop_on_newline: bool({ default: true, doc: "a row stops at its first newline (as well as at EOS)" }),
+};
+const TRAIN_EVAL = obj(TRAIN_EVAL_FIELDS);
+
 /** The whole recipe. `extends:` is consumed by the loader and never reaches the schema. */
 const RUN_FIELDS = {
   output_dir: pathField({ doc: "where checkpoints, logs and the resolved config.yaml go" }),
@@ -119,7 +129,7 @@ const RUN_FIELDS = {
   checkpoint: CHECKPOINT,
   logging: LOGGING,
   runtime: RUNTIME,
-  eval: openMapping({ doc: "benchmarks and eval settings (issue 5); not checked yet" }),
+  eval: TRAIN_EVAL,
 };
 export const RUN_CONFIG = obj(RUN_FIELDS, { finish: checkRun });
 
@@ -128,6 +138,7 @@ export type ModelConfig = InferShape<typeof MODEL_FIELDS>;
 export type ReducerConfig = InferShape<typeof REDUCER_FIELDS>;
 export type DataConfig = RunConfig["data"];
 export type TrainConfig = InferShape<typeof TRAIN_FIELDS>;
+export type TrainEvalConfig = InferShape<typeof TRAIN_EVAL_FIELDS>;
 export type OptimizerConfig = RunConfig["optimizer"];
 export type ScheduleConfig = RunConfig["schedule"];
 
@@ -208,9 +219,21 @@ function checkTrain(t: TrainConfig, key: string, ctx: CheckContext): Checked<Tra
 }
 
 function checkRun(c: RunConfig, _key: string, ctx: CheckContext): Checked<RunConfig> {
-  if (c.train.eval_every_steps !== null && c.data.eval === null) {
-    ctx.report("data.eval", "missing required key: train.eval_every_steps is set, so data.eval must name the eval shards");
+  if (c.train.eval_every_steps !== null && c.data.eval === null && c.eval.benchmarks.length === 0) {
+    ctx.report("data.eval", "missing required key: train.eval_every_steps is set, so data.eval (held-out loss) or eval.benchmarks (accuracy) must say what to evaluate");
     return INVALID;
+  }
+  const names = new Set<string>();
+  for (const [i, b] of c.eval.benchmarks.entries()) {
+    if (names.has(b.name)) {
+      ctx.report(`eval.benchmarks[${i}].name`, `"${b.name}" is listed twice`);
+      return INVALID;
+    }
+    names.add(b.name);
+    if (b.name === "gqa" && b.images === null) {
+      ctx.report(`eval.benchmarks[${i}].images`, "missing required key: gqa needs the images dataset (lmms-lab/GQA testdev_balanced_images)");
+      return INVALID;
+    }
   }
   return isDerived(c.reducer.seed) ? { ...c, reducer: { ...c.reducer, seed: c.seed } } : c;
 }

@@ -10,39 +10,26 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { EvalConfig } from "../configs/eval_schema.js";
 import { ConfigError } from "../core/errors.js";
-import { info, Progress } from "../core/log.js";
-import { tokenizeConversation } from "../data/conversation.js";
-import { preprocessToFloat32 } from "../data/preprocess.js";
+import { info } from "../core/log.js";
 import { scheduleReducer, type InLlmReducer } from "../reduce/in_llm.js";
 import { gSearch } from "../reduce/gsearch.js";
 import { pSigmoidSearch, type PSigmoidTrial } from "../reduce/psigmoid.js";
 import { flopsEquivalentTokens, validateSchedule, writeSchedule, type FlopsDims, type KeepSchedule } from "../reduce/schedule.js";
 import { scheduleKey, type ProgressSink, type ScheduleEvaluator } from "../reduce/search_state.js";
 import { buildReducer } from "../reduce/reducer.js";
-import type { ItemScore } from "./benchmarks/types.js";
-import { getBenchmark } from "./benchmarks/registry.js";
-import { generateBatch, type EvalGenerateOptions, type GenerateRequest } from "./generate.js";
-import { benchmarkItems, imageBytes, openBenchmarkData, type PositionedItem } from "./items.js";
 import { writeJsonAtomic } from "./results.js";
+import { openBenchmarkScorer, type BenchmarkScore, type ScorerOptions } from "./scorer.js";
 import { loadEvalModel } from "./setup.js";
 
 export interface SearchEvalOptions {
   /** No progress output. */
   quiet?: boolean;
   /** The batch generator (default eval/generate.ts generateBatch); a seam for tests. */
-  generate?: typeof generateBatch;
+  generate?: ScorerOptions["generate"];
 }
 
 /** One scoring of the search split. */
-export interface SearchScore {
-  /** The benchmark's primary metric (what the search maximises). */
-  accuracy: number;
-  metrics: Record<string, number>;
-  n: number;
-  failed: number;
-  /** Each item's decoded answer, in item order ("" for a failed item). */
-  predictions: string[];
-}
+export type SearchScore = BenchmarkScore;
 
 export interface SearchEvaluator {
   benchmark: string;
@@ -67,66 +54,29 @@ export interface SearchEvaluator {
   dispose(): void;
 }
 
-interface Prepared {
-  p: PositionedItem;
-  req?: GenerateRequest;
-  failed?: string;
-}
-
 /** Loads the model and prepares the search split once; `dispose()` releases the model. */
 export async function openSearchEvaluator(cfg: EvalConfig, opts: SearchEvalOptions = {}): Promise<SearchEvaluator> {
   const s = cfg.search;
   const name = s.benchmark ?? cfg.benchmarks[0]!.name;
   const bcfg = cfg.benchmarks.find((b) => b.name === name);
   if (!bcfg) throw new ConfigError([`search.benchmark: "${name}" is not one of benchmarks[].name (${cfg.benchmarks.map((b) => b.name).join(", ")})`]);
-  const benchmark = getBenchmark(name);
   const dataSpec = s.data ?? bcfg.data;
   const split = s.split ?? (s.data ? null : bcfg.split);
   const { vlm, preprocessMode } = await loadEvalModel(cfg);
   try {
-    const data = await openBenchmarkData(benchmark, {
-      data: typeof dataSpec === "string" ? dataSpec : [...dataSpec],
-      split: split ?? undefined,
-      images: bcfg.images === null ? undefined : typeof bcfg.images === "string" ? bcfg.images : [...bcfg.images],
-      imagesSplit: bcfg.images_split ?? undefined,
-      limit: s.limit,
+    const scorer = await openBenchmarkScorer(vlm, { ...bcfg, data: dataSpec, split, limit: s.limit }, {
+      template: cfg.model.template,
+      batchSize: cfg.batch_size,
+      maxNewTokens: cfg.max_new_tokens,
+      stopOnNewline: cfg.stop_on_newline,
+      preprocessMode,
+      ...(cfg.model.vision_layer !== null ? { layer: cfg.model.vision_layer } : {}),
+      ...(opts.quiet ? { quiet: true } : {}),
+      ...(opts.generate ? { generate: opts.generate } : {}),
     });
-    if (data.items === 0) throw new ConfigError([`search: the search split of ${name} has no items (${JSON.stringify(dataSpec)})`]);
-    const tok = vlm.tokenizer!;
-    const size = vlm.tower.config.imageSize;
-    const imageShape: [number, number, number] = [3, size, size];
-    const maxNewTokens = bcfg.max_new_tokens ?? cfg.max_new_tokens ?? benchmark.maxNewTokens;
-
-    // Items and images, once (a bad image or prompt is scored as a failed item in every evaluation, as in vzt eval).
-    const prepared: Prepared[] = [];
-    const bar = opts.quiet ? undefined : new Progress({ total: data.items, label: `preparing ${name}` });
-    for await (const p of benchmarkItems(data, undefined, () => false)) {
-      const bytes = await imageBytes(p.item.image, p.at);
-      try {
-        const px = await preprocessToFloat32(bytes, { mode: preprocessMode, config: vlm.preprocessor });
-        if (px.data.length !== 3 * size * size) throw new Error(`preprocessed image is ${px.shape.join("x")}, the vision tower takes 3x${size}x${size}`);
-        const ids = tokenizeConversation({ id: p.item.id, image: "image", messages: [{ from: "human", value: `<image>\n${p.item.prompt}` }] }, tok, { template: cfg.model.template, forGeneration: true }).inputIds;
-        prepared.push({ p, req: { inputIds: ids, pixels: px.data } });
-      } catch (e) {
-        prepared.push({ p, failed: `prepare: ${(e as Error).message}` });
-      }
-      bar?.tick();
-    }
-    bar?.finish();
-    const lengths = prepared.filter((x) => x.req).map((x) => x.req!.inputIds.length - 1);
-    const textTokens = lengths.length ? Math.round(lengths.reduce((a, b) => a + b, 0) / lengths.length) : 0;
-
+    if (scorer.items === 0) throw new ConfigError([`search: the search split of ${name} has no items (${JSON.stringify(dataSpec)})`]);
     const lm = vlm.lm.config;
     const numVisual = vlm.tower.config.numPositions - 1;
-    const gen: EvalGenerateOptions = {
-      maxNewTokens,
-      eosTokenIds: [...new Set([...lm.eosTokenIds, ...(tok.eosTokenId !== undefined ? [tok.eosTokenId] : [])])],
-      stopOnNewline: cfg.stop_on_newline,
-      tokenizer: tok,
-      imageShape,
-      layer: cfg.model.vision_layer ?? undefined,
-    };
-    const generate = opts.generate ?? generateBatch;
     const none = buildReducer("none");
     const m = cfg.model;
     const context = {
@@ -135,66 +85,29 @@ export async function openSearchEvaluator(cfg: EvalConfig, opts: SearchEvalOptio
       data: dataSpec,
       split,
       limit: s.limit,
-      items: data.items,
-      max_new_tokens: maxNewTokens,
+      items: scorer.items,
+      max_new_tokens: scorer.maxNewTokens,
       stop_on_newline: cfg.stop_on_newline,
     };
     let evaluations = 0;
-
-    /** One batch -> one score per item (batch failure: item by item; an item that still fails scores ""). */
-    const scoreBatch = async (batch: Prepared[], inLlm: InLlmReducer | undefined): Promise<{ score: ItemScore; text: string; failed: boolean }[]> => {
-      const o = { ...gen, ...(inLlm ? { inLlm } : {}) };
-      const ready = batch.filter((x) => x.req);
-      const texts = new Map<Prepared, string>();
-      try {
-        if (ready.length) (await generate(vlm, none, ready.map((x) => x.req!), o)).rows.forEach((r, i) => texts.set(ready[i]!, r.text));
-      } catch {
-        for (const x of ready) {
-          try {
-            texts.set(x, (await generate(vlm, none, [x.req!], o)).rows[0]!.text);
-          } catch {
-            // scored as an empty prediction below
-          }
-        }
-      }
-      return batch.map((x) => {
-        const text = texts.get(x);
-        return { score: benchmark.score(text ?? "", x.p.item), text: text ?? "", failed: text === undefined };
-      });
-    };
-
     const score = async (inLlm?: InLlmReducer, label = inLlm?.name ?? "none"): Promise<SearchScore> => {
-      const b = opts.quiet ? undefined : new Progress({ total: prepared.length, label });
-      const scores: ItemScore[] = [];
-      const predictions: string[] = [];
-      let failed = 0;
-      for (let i = 0; i < prepared.length; i += cfg.batch_size) {
-        for (const r of await scoreBatch(prepared.slice(i, i + cfg.batch_size), inLlm)) {
-          scores.push(r.score);
-          predictions.push(r.text);
-          if (r.failed) failed++;
-        }
-        b?.update(scores.length);
-      }
+      const r = await scorer.score(none, inLlm, label);
       evaluations++;
-      const metrics = benchmark.aggregate(scores);
-      const accuracy = metrics[benchmark.primary] ?? NaN;
-      b?.finish(`${benchmark.primary} ${accuracy.toFixed(2)}${failed ? ` (${failed} failed)` : ""}`);
-      return { accuracy, metrics, n: scores.length, failed, predictions };
+      return r;
     };
 
     return {
       benchmark: name,
-      primary: benchmark.primary,
-      items: prepared.length,
+      primary: scorer.primary,
+      items: scorer.items,
       numLayers: lm.layers,
       numVisual,
-      textTokens,
+      textTokens: scorer.textTokens,
       context,
       get evaluations() {
         return evaluations;
       },
-      dims: (t = textTokens) => ({ numLayers: lm.layers, numVisual, textTokens: t, hidden: lm.hidden, intermediate: lm.intermediate }),
+      dims: (t = scorer.textTokens) => ({ numLayers: lm.layers, numVisual, textTokens: t, hidden: lm.hidden, intermediate: lm.intermediate }),
       score,
       evaluate: async (schedule) => {
         const sc = validateSchedule(schedule);

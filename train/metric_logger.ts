@@ -135,7 +135,10 @@ export class StdoutLogger implements MetricLogger {
   }
 
   log(step: number, scalars: Record<string, number>): void {
-    const shown = this.keys.filter((k) => k in scalars).map((k) => formatScalar(k, scalars[k]!));
+    // Evaluations (eval_loss, eval_<benchmark>_<metric>) are rare and worth a line of their own.
+    const evals = Object.keys(scalars).filter((k) => k.startsWith("eval_")).map((k) => formatScalar(k, scalars[k]!));
+    if (evals.length) this.stream.write(`${this.tty ? "\r\x1b[K" : ""}eval at step ${step}/${this.opts.totalSteps}: ${evals.join(" ")}\n`);
+    const shown = this.keys.filter((k) => k in scalars && !k.startsWith("eval_")).map((k) => formatScalar(k, scalars[k]!));
     if (this.progress) {
       this.progress.update(step - this.startStep, [`step ${step}/${this.opts.totalSteps}`, ...shown].join("  "));
       return;

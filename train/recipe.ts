@@ -2,6 +2,7 @@
 // (or come from the feature cache); the projector is the only thing that learns; the LLM is frozen.
 import type { RunConfig } from "../configs/schema.js";
 import { tf } from "../core/backend.js";
+import { ConfigError } from "../core/errors.js";
 import { warn } from "../core/log.js";
 import { projectorTensors } from "../models/projector.js";
 import { saveCheckpoint } from "./checkpoint.js";
@@ -47,14 +48,29 @@ async function save(run: Run): Promise<string> {
   }
 }
 
+/**
+ * Scores the model being trained every train.eval_every_steps (and at the end): accuracy on the config's
+ * `eval.benchmarks` through the eval harness (eval/training_eval.ts accuracyEval). Passed in rather than imported,
+ * so train/ does not depend on eval/.
+ */
+export interface PeriodicEval {
+  /** Metrics to log at this step, e.g. { eval_shapes_vqav2_accuracy: 37.5 }. */
+  evaluate(run: Run): Promise<Record<string, number>>;
+}
+
 export interface TrainOptions {
   /** Stop (after checkpointing) once this step is reached, even if the run has more to go. */
   stopAt?: number;
+  /** Accuracy during training; required when the config lists eval.benchmarks. */
+  periodicEval?: PeriodicEval;
 }
 
 /** The loop: one optimizer step = `global / micro` micro-batches, then clip, AdamW, log, checkpoint. */
 export async function train(run: Run, opts: TrainOptions = {}): Promise<TrainSummary> {
   const { cfg, vlm, loader, optimizer } = run;
+  if (cfg.eval.benchmarks.length > 0 && !opts.periodicEval) {
+    throw new ConfigError([`eval.benchmarks: accuracy during training needs the eval harness: pass { periodicEval: accuracyEval(cfg) } (eval/training_eval.ts) to train()/runTraining(), as vzt train does`]);
+  }
   const accumulate = cfg.train.global_batch_size! / cfg.train.micro_batch_size;
   const last = Math.min(run.totalSteps, opts.stopAt ?? Infinity);
   const losses: number[] = [];
@@ -96,7 +112,10 @@ export async function train(run: Run, opts: TrainOptions = {}): Promise<TrainSum
       const secs = (performance.now() - t0) / 1000;
       run.metrics = { loss, lr, grad_norm: gradNorm, samples_per_s: samples / secs, tokens_per_s: count / secs, visual_tokens: run.tokensPerImage, num_tensors: tf.memory().numTensors };
       const evalEvery = cfg.train.eval_every_steps;
-      if (evalEvery !== null && (run.step % evalEvery === 0 || run.step === last)) run.metrics.eval_loss = await heldOutLoss(run);
+      if (evalEvery !== null && (run.step % evalEvery === 0 || run.step === last)) {
+        if (run.evalData) run.metrics.eval_loss = await heldOutLoss(run);
+        if (opts.periodicEval) Object.assign(run.metrics, await opts.periodicEval.evaluate(run));
+      }
       run.logger.log(run.step, run.metrics);
     } finally {
       acc.dispose();
@@ -111,10 +130,10 @@ export async function train(run: Run, opts: TrainOptions = {}): Promise<TrainSum
 }
 
 /** setup -> train -> cleanup. */
-export async function runTraining(cfg: RunConfig, opts: SetupOptions = {}): Promise<TrainSummary> {
+export async function runTraining(cfg: RunConfig, opts: SetupOptions & TrainOptions = {}): Promise<TrainSummary> {
   const run = await setup(cfg, opts);
   try {
-    return await train(run);
+    return await train(run, opts);
   } finally {
     await cleanup(run);
   }

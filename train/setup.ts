@@ -214,7 +214,7 @@ export async function setup(cfg: RunConfig, opts: SetupOptions = {}): Promise<Ru
     });
 
     const loggers: MetricLogger[] = [];
-    if (!opts.quiet && cfg.logging.progress !== "off") loggers.push(new StdoutLogger({ totalSteps, startStep: step, every: cfg.logging.every_steps, keys: ["loss", "eval_loss", "lr", "grad_norm", "samples_per_s"] }));
+    if (!opts.quiet && cfg.logging.progress !== "off") loggers.push(new StdoutLogger({ totalSteps, startStep: step, every: cfg.logging.every_steps, keys: ["loss", "lr", "grad_norm", "samples_per_s"] }));
     if (!opts.dryRun) {
       loggers.push(new JsonlLogger(cfg.output_dir));
       if (cfg.logging.tensorboard) loggers.push(new TensorBoardLogger(path.join(cfg.output_dir, "tensorboard")));

@@ -72,7 +72,7 @@ test("defaults are filled from the schema", () => {
   assert.deepEqual(c.logging, { every_steps: 10, tensorboard: true, progress: "auto" });
   assert.deepEqual(c.checkpoint, { every_steps: 500, keep_last: 3 });
   assert.equal(c.runtime.backend, "auto");
-  assert.deepEqual(c.eval, {});
+  assert.deepEqual(c.eval, { benchmarks: [], limit: 40, batch_size: 8, max_new_tokens: null, stop_on_newline: true });
   assert.equal(c.reducer.budget, 64, "visionzip budget = dominant + contextual");
   assert.equal(c.reducer.seed, 0, "reducer.seed defaults to the run seed");
   assert.ok(Object.isFrozen(c) && Object.isFrozen(c.optimizer.betas), "the config is deep-frozen");
@@ -254,14 +254,15 @@ test("${...} references: typed whole-string values, splices, env, defaults, afte
     "logging:\n  every_steps: ${train.max_steps}\n" +
     "checkpoint:\n  every_steps: ${logging.every_steps}\n" +
     "seed: ${env:VZT_TEST_SEED}\n" +
-    "eval:\n  note: ${env:VZT_TEST_MISSING,fallback} $${literal} at seed ${seed}\n  out: ${output_dir}/eval\n";
+    "eval:\n  benchmarks:\n    - name: vqav2\n      split: ${env:VZT_TEST_MISSING,fallback} $${literal} at seed ${seed}\n      data: ${output_dir}/eval\n";
   const c = load({ "configs/run.yaml": text }, "configs/run.yaml", { env: { VZT_TEST_SEED: "7" }, sets: ["train.max_steps=25"] });
   assert.equal(c.output_dir, "runs/visionzip-54");
   assert.equal(c.logging.every_steps, 25, "resolved after --set, keeps the number type");
   assert.equal(c.checkpoint.every_steps, 25, "references chain");
   assert.equal(c.seed, 7, "an env value is read as a YAML scalar");
   assert.equal(c.reducer.seed, 7);
-  assert.deepEqual(c.eval, { note: "fallback ${literal} at seed 7", out: "runs/visionzip-54/eval" });
+  assert.equal(c.eval.benchmarks[0]!.split, "fallback ${literal} at seed 7");
+  assert.equal(c.eval.benchmarks[0]!.data, "runs/visionzip-54/eval");
 
   const d = load({ "configs/run.yaml": BASE.replace("max_steps: 10", "max_steps: 10\n  eval_batches: ${logging.every_steps}") });
   assert.equal(d.train.eval_batches, 10, "an unwritten key resolves to its schema default");
@@ -307,7 +308,7 @@ test("cross-field checks: batch sizes, visionzip budget, reducer keys, eval data
   const v = problemsOf(() => load({ "configs/run.yaml": BASE }, "configs/run.yaml", { sets: ["reducer={name: none, budget: 32}"] }));
   assert.deepEqual(v, ['reducer.budget: reducer "none" keeps every patch token; remove reducer.budget or set it to null (--set reducer={name: none, budget: 32})']);
   const w = problemsOf(() => load({ "configs/run.yaml": BASE }, "configs/run.yaml", { sets: ["train.eval_every_steps=5"] }));
-  assert.deepEqual(w, ["data.eval: missing required key: train.eval_every_steps is set, so data.eval must name the eval shards (configs/run.yaml)"]);
+  assert.deepEqual(w, ["data.eval: missing required key: train.eval_every_steps is set, so data.eval (held-out loss) or eval.benchmarks (accuracy) must say what to evaluate (configs/run.yaml)"]);
   const x = problemsOf(() => load({ "configs/run.yaml": BASE }, "configs/run.yaml", { sets: ["model.llava=llava-hf/llava-1.5-7b-hf"] }));
   assert.deepEqual(x, [
     "model.vision_tower: give model.llava (a LLaVA composite) or model.vision_tower + model.llm, not both (configs/run.yaml)",
@@ -359,7 +360,7 @@ output_dir: runs/a
 });
 
 test("writeResolvedConfig writes <dir>/config.yaml that loads back to the same config and hash", () => {
-  const text = BASE + "eval:\n  note: keep $${this} literal\n";
+  const text = BASE + "eval:\n  benchmarks:\n    - name: vqav2\n      data: vqav2.arrow\n      split: keep $${this} literal\n";
   const c = load({ "configs/run.yaml": text });
   const dir = mkdtempSync(path.join(tmpdir(), "vzt-resolved-"));
   const file = writeResolvedConfig(c, path.join(dir, "run"));
@@ -369,7 +370,7 @@ test("writeResolvedConfig writes <dir>/config.yaml that loads back to the same c
   const back = loadConfig(file, { checkPaths: false, cwd: dir });
   assert.deepEqual(back, c);
   assert.equal(configHash(back), configHash(c));
-  assert.equal(back.eval.note, "keep ${this} literal");
+  assert.equal(back.eval.benchmarks[0]!.split, "keep ${this} literal");
 });
 
 test("schema enums agree with the registries they mirror", async () => {
@@ -382,4 +383,11 @@ test("schema enums agree with the registries they mirror", async () => {
   assert.deepEqual([...schema.PROJECTOR_TYPE_NAMES], [...PROJECTOR_TYPES]);
   assert.deepEqual([...schema.TEMPLATE_NAMES], [...TEMPLATE_NAMES]);
   assert.deepEqual([...schema.BACKEND_NAMES], [...BACKENDS]);
+});
+
+test("references resolve inside mappings that are list items (eval.benchmarks[i].data)", () => {
+  const c = load({ "configs/run.yaml": BASE + "eval:\n  benchmarks:\n    - name: shapes_vqav2\n      data: ${output_dir}/eval\n    - name: shapes_pope\n      data: [\"${data.train}/pope\"]\n" });
+  assert.equal(c.eval.benchmarks[0]!.data, "runs/a/eval");
+  assert.deepEqual(c.eval.benchmarks[1]!.data, ["data/train/pope"]);
+  assert.equal(c.eval.limit, 40); // schema default
 });

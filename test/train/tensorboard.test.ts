@@ -177,6 +177,11 @@ test("JsonlLogger, TensorBoardLogger and StdoutLogger through multiLogger", () =
     const steps = lines.slice(1).map((l) => l.split(" ")[1]);
     assert.deepEqual(steps, ["10/25", "20/25", "25/25"]);
     assert.match(lines[1]!, /^step 10\/25 loss 0\.1000 lr 2\.00e-4 samples\/s 3\.3 ETA \S+\n$/);
+    // An evaluation gets a line of its own at any step, not only every `every` steps.
+    lines.length = 0;
+    const out2 = new StdoutLogger({ totalSteps: 25, every: 10, stream: fakeStream });
+    out2.log(7, { loss: 0.5, eval_loss: 0.25, eval_shapes_vqav2_accuracy: 37.5 });
+    assert.deepEqual(lines, ["eval at step 7/25: eval_loss 0.2500 eval_shapes_vqav2_accuracy 37.5000\n"]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
