@@ -11,6 +11,7 @@ import { tf } from "../core/backend.js";
 import { ConfigError, WeightsError } from "../core/errors.js";
 import { readConfigJson, JsonReader, type Json } from "./config_json.js";
 import { resolveModelDir } from "./hub.js";
+import { blockSizes, blockWidth, splitColumns, splitRows } from "./blocks.js";
 import { gelu } from "./projector.js";
 import { loadComponent, openTensorSource, type Component, type WeightMap } from "./weights.js";
 
@@ -202,18 +203,18 @@ export interface VisionTower {
   dispose(): void;
 }
 
-/** One encoder layer's weights in kernel layout: Linear kernels [in, out], q/k/v fused, query scale folded into q. */
+/**
+ * One encoder layer's weights in the layout the wasm GEMM runs fastest (models/blocks.ts), prepared once at load:
+ * - attention: one [C, 3D] kernel per head, columns q·scale | k | v of that head, with layer_norm1's weight and bias
+ *   folded in (W' = diag(γ)·W, b' = β·W + b), so the layer norm before it is a plain normalisation;
+ * - out_proj and the MLP: column blocks of <= 1 MiB; fc1 block j is paired with the matching rows of fc2, so the MLP
+ *   is a sum over blocks of act(m·fc1_j + b1_j)·fc2_j and never forms the [N, I] activation; layer_norm2 folded in fc1.
+ */
 interface LayerWeights {
-  norm1: { w: tf.Tensor1D; b: tf.Tensor1D };
-  qkvKernel: tf.Tensor2D; // [C, 3C]: columns q*scale | k | v
-  qkvBias: tf.Tensor1D; // [3C]
-  outKernel: tf.Tensor2D; // [C, C]
-  outBias: tf.Tensor1D;
-  norm2: { w: tf.Tensor1D; b: tf.Tensor1D };
-  fc1Kernel: tf.Tensor2D; // [C, I]
-  fc1Bias: tf.Tensor1D;
-  fc2Kernel: tf.Tensor2D; // [I, C]
-  fc2Bias: tf.Tensor1D;
+  heads: { kernel: tf.Tensor2D; bias: tf.Tensor1D }[]; // per head: [C, 3D], [3D]
+  out: { kernel: tf.Tensor2D; bias: tf.Tensor1D }[]; // column blocks: [C, w], [w]
+  mlp: { fc1: tf.Tensor2D; fc1Bias: tf.Tensor1D; fc2: tf.Tensor2D }[]; // [C, w], [w], [w, C]
+  fc2Bias: tf.Tensor1D; // [C]
 }
 
 interface TowerWeights {
@@ -237,23 +238,59 @@ function layoutWeights(cfg: ClipVisionConfig, hf: Map<string, tf.Tensor>): Tower
     for (const n of names) take(n).dispose();
     return out;
   };
-  const C = cfg.hidden;
-  const scale = 1 / Math.sqrt(cfg.headDim);
+  const { hidden: C, heads: Hh, headDim: D, intermediate: I } = cfg;
+  const scale = 1 / Math.sqrt(D);
+  /** Folds a LayerNorm (γ, β) into the Linear after it: kernel [C, out] -> diag(γ)·kernel, bias -> β·kernel + bias. */
+  const fold = (g: tf.Tensor1D, b: tf.Tensor1D, kernel: tf.Tensor2D, bias: tf.Tensor1D): [tf.Tensor2D, tf.Tensor1D] => [
+    tf.mul(kernel, tf.reshape(g, [-1, 1])),
+    tf.add(tf.reshape(tf.matMul(tf.reshape(b, [1, -1]), kernel), [-1]), bias),
+  ];
   const layers: LayerWeights[] = [];
   for (let l = 0; l < cfg.layers; l++) {
-    const t = <T extends tf.Tensor>(n: string) => take<T>(`layers.${l}.${n}`);
     const at = (...ns: string[]) => ns.map((n) => `layers.${l}.${n}`);
+    // [C, H·3D]: per head h the columns q_h·scale | k_h | v_h; then layer_norm1 folded in.
+    const [qkvK, qkvB] = (() => {
+      const k = swap<tf.Tensor2D>(at("attn.q.weight", "attn.k.weight", "attn.v.weight"), (q, kk, v) => {
+        const perHead = (t: tf.Tensor, s = 1) => tf.reshape(tf.mul(t, s), [Hh, 1, D, C]); // [out, in] -> [H, 1, D, C]
+        return tf.transpose(tf.reshape(tf.concat([perHead(q!, scale), perHead(kk!), perHead(v!)], 1), [Hh * 3 * D, C])); // [C, H·3D]
+      });
+      const b = swap<tf.Tensor1D>(at("attn.q.bias", "attn.k.bias", "attn.v.bias"), (q, kk, v) =>
+        tf.reshape(tf.concat([tf.reshape(tf.mul(q!, scale), [Hh, 1, D]), tf.reshape(kk!, [Hh, 1, D]), tf.reshape(v!, [Hh, 1, D])], 1), [-1]));
+      return [k, b] as const;
+    })();
+    const g1 = take<tf.Tensor1D>(`layers.${l}.norm1.weight`);
+    const b1 = take<tf.Tensor1D>(`layers.${l}.norm1.bias`);
+    const [hk, hb] = tf.tidy(() => fold(g1, b1, qkvK, qkvB));
+    tf.dispose([qkvK, qkvB, g1, b1]);
+    const headSizes = new Array<number>(Hh).fill(3 * D);
+    const headK = splitColumns(hk, headSizes) as tf.Tensor2D[];
+    const headB = splitColumns(hb, headSizes) as tf.Tensor1D[];
+    tf.dispose([hk, hb]);
+
+    const outK = swap<tf.Tensor2D>(at("attn.out.weight"), (w) => tf.transpose(w!)); // [C, C]
+    const outB = take<tf.Tensor1D>(`layers.${l}.attn.out.bias`);
+    const outSizes = blockSizes(C, blockWidth(C));
+    const outKs = splitColumns(outK, outSizes) as tf.Tensor2D[];
+    const outBs = splitColumns(outB, outSizes) as tf.Tensor1D[];
+    tf.dispose([outK, outB]);
+
+    const fc1K = swap<tf.Tensor2D>(at("mlp.fc1.weight"), (w) => tf.transpose(w!)); // [C, I]
+    const fc1B = take<tf.Tensor1D>(`layers.${l}.mlp.fc1.bias`);
+    const g2 = take<tf.Tensor1D>(`layers.${l}.norm2.weight`);
+    const b2 = take<tf.Tensor1D>(`layers.${l}.norm2.bias`);
+    const [f1k, f1b] = tf.tidy(() => fold(g2, b2, fc1K, fc1B));
+    tf.dispose([fc1K, fc1B, g2, b2]);
+    const fc2K = swap<tf.Tensor2D>(at("mlp.fc2.weight"), (w) => tf.transpose(w!)); // [I, C]
+    const mlpSizes = blockSizes(I, blockWidth(C)); // fc1 [C, w] and fc2 [w, C] each <= 1 MiB
+    const fc1Ks = splitColumns(f1k, mlpSizes) as tf.Tensor2D[];
+    const fc1Bs = splitColumns(f1b, mlpSizes) as tf.Tensor1D[];
+    const fc2Ks = splitRows(fc2K, mlpSizes);
+    tf.dispose([f1k, f1b, fc2K]);
     layers.push({
-      norm1: { w: t("norm1.weight"), b: t("norm1.bias") },
-      qkvKernel: swap(at("attn.q.weight", "attn.k.weight", "attn.v.weight"), (q, k, v) => tf.transpose(tf.concat([tf.mul(q!, scale), k!, v!], 0))),
-      qkvBias: swap(at("attn.q.bias", "attn.k.bias", "attn.v.bias"), (q, k, v) => tf.concat([tf.mul(q!, scale), k!, v!])),
-      outKernel: swap(at("attn.out.weight"), (w) => tf.transpose(w!)),
-      outBias: t("attn.out.bias"),
-      norm2: { w: t("norm2.weight"), b: t("norm2.bias") },
-      fc1Kernel: swap(at("mlp.fc1.weight"), (w) => tf.transpose(w!)),
-      fc1Bias: t("mlp.fc1.bias"),
-      fc2Kernel: swap(at("mlp.fc2.weight"), (w) => tf.transpose(w!)),
-      fc2Bias: t("mlp.fc2.bias"),
+      heads: headK.map((kernel, h) => ({ kernel, bias: headB[h]! })),
+      out: outKs.map((kernel, j) => ({ kernel, bias: outBs[j]! })),
+      mlp: fc1Ks.map((fc1, j) => ({ fc1, fc1Bias: fc1Bs[j]!, fc2: fc2Ks[j]! })),
+      fc2Bias: take<tf.Tensor1D>(`layers.${l}.mlp.fc2.bias`),
     });
   }
   const pos = take<tf.Tensor2D>("pos_embed"); // [N, C]
@@ -268,21 +305,20 @@ function layoutWeights(cfg: ClipVisionConfig, hf: Map<string, tf.Tensor>): Tower
   };
 }
 
-/** LayerNorm over the last axis: (x - mean) / sqrt(var + eps) * w + b (biased variance, like PyTorch). */
-function layerNorm(x: tf.Tensor3D, n: { w: tf.Tensor1D; b: tf.Tensor1D }, eps: number): tf.Tensor3D {
+/** (x - mean) / sqrt(var + eps) over the last axis (biased variance, like PyTorch); the affine part is folded away. */
+function normalize<T extends tf.Tensor>(x: T, eps: number): T {
   return tf.tidy(() => {
     const { mean, variance } = tf.moments(x, -1, true);
-    return tf.add(tf.mul(tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))), n.w), n.b);
+    return tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, eps))) as T;
   });
 }
 
-/** x @ kernel + bias for x [B, N, in]. */
-function linear(x: tf.Tensor3D, kernel: tf.Tensor2D, bias: tf.Tensor1D): tf.Tensor3D {
-  const [B, N, In] = x.shape;
-  return tf.tidy(() => tf.reshape(tf.fused.matMul({ a: tf.reshape(x, [B * N, In]), b: kernel, bias }), [B, N, kernel.shape[1]]));
+/** LayerNorm over the last axis: normalize(x) * w + b. */
+function layerNorm(x: tf.Tensor3D, n: { w: tf.Tensor1D; b: tf.Tensor1D }, eps: number): tf.Tensor3D {
+  return tf.tidy(() => tf.add(tf.mul(normalize(x, eps), n.w), n.b));
 }
 
-function activation(x: tf.Tensor3D, act: ClipHiddenAct): tf.Tensor3D {
+function activation(x: tf.Tensor2D, act: ClipHiddenAct): tf.Tensor2D {
   return act === "gelu" ? gelu(x) : tf.tidy(() => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)))); // quick_gelu
 }
 
@@ -307,30 +343,52 @@ interface LayerExtras {
   keysMean: tf.Tensor3D;
 }
 
-/** One pre-LN encoder layer; with `extras`, also the CLS attention row and the per-head keys. */
+/**
+ * One pre-LN encoder layer; with `extras`, also the CLS attention row and the per-head keys. Attention runs per image
+ * and head as 2-D matMuls (q·kᵀ with kᵀ made explicit, then probs·v): on wasm a batched [B·H, N, D] matMul takes the
+ * slow non-XNNPACK path (~5x slower). Rows are [B·N, C] throughout.
+ */
 function encoderLayer(cfg: ClipVisionConfig, w: LayerWeights, x: tf.Tensor3D, extras: true): { out: tf.Tensor3D } & LayerExtras;
 function encoderLayer(cfg: ClipVisionConfig, w: LayerWeights, x: tf.Tensor3D, extras: false): { out: tf.Tensor3D };
 function encoderLayer(cfg: ClipVisionConfig, w: LayerWeights, x: tf.Tensor3D, extras: boolean): { out: tf.Tensor3D } & Partial<LayerExtras> {
   const [B, N, C] = x.shape;
-  const { heads: Hh, headDim: D } = cfg;
+  const D = cfg.headDim;
   return tf.tidy(() => {
-    // Self-attention, bidirectional; the query is pre-scaled by 1/sqrt(D) in qkvKernel/qkvBias.
-    const h = layerNorm(x, w.norm1, cfg.layerNormEps); // [B, N, C]
-    const qkv = linear(h, w.qkvKernel, w.qkvBias); // [B, N, 3C]
-    const [q, k, v] = tf.split(qkv, 3, 2) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D]; // each [B, N, C]
-    const heads = (t: tf.Tensor3D) => tf.transpose(tf.reshape(t, [B, N, Hh, D]), [0, 2, 1, 3]) as tf.Tensor4D; // [B, H, N, D]
-    const kh = heads(k);
-    const probs = tf.softmax(tf.matMul(heads(q), kh, false, true)); // [B, H, N, N]
-    const ctx = tf.reshape(tf.transpose(tf.matMul(probs, heads(v)), [0, 2, 1, 3]), [B, N, C]) as tf.Tensor3D; // [B, N, C]
-    const afterAttn = tf.add(x, linear(ctx, w.outKernel, w.outBias)) as tf.Tensor3D; // [B, N, C]
-    // MLP
-    const m = layerNorm(afterAttn, w.norm2, cfg.layerNormEps);
-    const mlp = linear(activation(linear(m, w.fc1Kernel, w.fc1Bias), cfg.hiddenAct), w.fc2Kernel, w.fc2Bias); // [B, N, C]
-    const out = tf.add(afterAttn, mlp) as tf.Tensor3D;
+    const x2 = tf.reshape(x, [B * N, C]); // [B·N, C]
+    // Self-attention, bidirectional; layer_norm1's affine and the 1/sqrt(D) query scale are folded into the head kernels.
+    const h = normalize(x2, cfg.layerNormEps); // [B·N, C]
+    const ctx: tf.Tensor2D[][] = Array.from({ length: B }, () => []); // [image][head] -> [N, D]
+    const keys: tf.Tensor2D[][] = Array.from({ length: B }, () => []); // [image][head] -> [N, D]
+    const cls: tf.Tensor2D[][] = Array.from({ length: B }, () => []); // [image][head] -> [1, N]
+    for (const head of w.heads) {
+      const qkv = tf.fused.matMul({ a: h, b: head.kernel, bias: head.bias }); // [B·N, 3D]: q·scale | k | v
+      for (let b = 0; b < B; b++) {
+        const rows = B === 1 ? qkv : tf.slice(qkv, [b * N, 0], [N, 3 * D]); // [N, 3D]
+        const q = tf.slice(rows, [0, 0], [N, D]);
+        const k = tf.slice(rows, [0, D], [N, D]) as tf.Tensor2D;
+        const v = tf.slice(rows, [0, 2 * D], [N, D]);
+        const kT = tf.transpose(k); // [D, N]
+        const probs = tf.softmax(tf.matMul(q, kT)); // [N, N]
+        ctx[b]!.push(tf.matMul(probs, v) as tf.Tensor2D); // [N, D]
+        if (extras) {
+          keys[b]!.push(k);
+          cls[b]!.push(tf.softmax(tf.matMul(tf.slice(q, [0, 0], [1, D]), kT)) as tf.Tensor2D); // CLS query row [1, N] (a slice of probs would copy all of it on wasm)
+        }
+      }
+    }
+    const merged = tf.concat(ctx.map((heads) => tf.concat(heads, 1)), 0); // [B·N, C]
+    const attn = tf.concat(w.out.map((o) => tf.fused.matMul({ a: merged, b: o.kernel, bias: o.bias })), 1); // [B·N, C]
+    const afterAttn = tf.add(x2, attn); // [B·N, C]
+    // MLP, blocked over the intermediate width; layer_norm2's affine is folded into fc1.
+    const m = normalize(afterAttn, cfg.layerNormEps);
+    const parts = w.mlp.map((blk) => tf.matMul(activation(tf.fused.matMul({ a: m, b: blk.fc1, bias: blk.fc1Bias }) as tf.Tensor2D, cfg.hiddenAct), blk.fc2)); // each [B·N, C]
+    const mlp = tf.add(parts.length === 1 ? parts[0]! : tf.addN(parts), w.fc2Bias);
+    const out = tf.reshape(tf.add(afterAttn, mlp), [B, N, C]) as tf.Tensor3D;
     if (!extras) return { out };
+    const kh = tf.stack(keys.map((heads) => tf.stack(heads))) as tf.Tensor4D; // [B, H, N, D]
     return {
       out,
-      clsAttention: tf.reshape(tf.slice(probs, [0, 0, 0, 0], [B, Hh, 1, N]), [B, Hh, N]) as tf.Tensor3D, // [B, H, N]
+      clsAttention: tf.reshape(tf.stack(cls.map((heads) => tf.concat(heads, 0))), [B, cfg.heads, N]) as tf.Tensor3D, // [B, H, N]
       keys: kh, // [B, H, N, D]
       keysMean: tf.mean(kh, 1) as tf.Tensor3D, // [B, N, D]
     };

@@ -5,7 +5,10 @@
 // loop asks it at its decision points and runs deeper layers (and fills their caches) with the kept tokens only.
 import { tf } from "../core/backend.js";
 import { KVCache, type LayerKV } from "./kv_cache.js";
-import { disposeLlmWeights, loadLlmWeights, type DecoderLayerWeights, type Linear, type LlmWeights } from "./llama_weights.js";
+import {
+  disposeLlmKernels, disposeLlmWeights, loadLlmWeights, prepareLlmKernels,
+  type BlockedLinear, type BlockedMlp, type DecoderLayerWeights, type LayerKernels, type Linear, type LlmKernels, type LlmWeights,
+} from "./llama_weights.js";
 import { readLlmConfig, type LlmConfig } from "./llm_config.js";
 import { resolveModelDir } from "./hub.js";
 import { openTensorSource } from "./weights.js";
@@ -67,15 +70,17 @@ export async function loadLanguageModel(source: string): Promise<LanguageModel> 
 /** Wraps loaded weights as a LanguageModel (takes ownership of `weights`). */
 export function createLanguageModel(cfg: LlmConfig, weights: LlmWeights): LanguageModel {
   const invFreq = ropeInvFreq(cfg);
+  const kernels = prepareLlmKernels(weights, cfg); // wasm: cache-sized blocks of the Linear kernels
   const lm: LanguageModel = {
     config: cfg,
     weights,
-    forward: (input) => llmForward(cfg, weights, invFreq, input),
+    forward: (input) => llmForward(cfg, weights, kernels, invFreq, input),
     embed: (ids) => tf.tidy(() => tf.gather(weights.embed, tf.cast(ids, "int32")) as tf.Tensor as tf.Tensor3D),
     newCache: () => new KVCache(cfg.layers),
     generate: (inputIds, opts) => greedyGenerate(lm, inputIds, opts),
     dispose: () => {
       invFreq.dispose();
+      disposeLlmKernels(kernels);
       disposeLlmWeights(weights);
     },
   };
@@ -100,7 +105,7 @@ interface LayerContext {
   bias(past: number, keyMask: tf.Tensor2D): tf.Tensor4D;
 }
 
-function llmForward(cfg: LlmConfig, w: LlmWeights, invFreq: tf.Tensor1D, input: ForwardInput): ForwardOutput {
+function llmForward(cfg: LlmConfig, w: LlmWeights, kernels: LlmKernels | undefined, invFreq: tf.Tensor1D, input: ForwardInput): ForwardOutput {
   if ((input.inputIds === undefined) === (input.inputsEmbeds === undefined)) {
     throw new Error("llm forward: give exactly one of inputIds [B, T] and inputsEmbeds [B, T, C]");
   }
@@ -154,12 +159,12 @@ function llmForward(cfg: LlmConfig, w: LlmWeights, invFreq: tf.Tensor1D, input: 
         },
       };
       if (input.reduction) red = new ReductionState(input.reduction, cfg.layers, B, T, curMask.dataSync());
-      const { last, hidden, attn } = decoderStack(w.layers, x0, ctx, cache, want, input.outputHiddenStates === true, newKV, red);
+      const { last, hidden, attn } = decoderStack(w.layers, kernels?.layers, x0, ctx, cache, want, input.outputHiddenStates === true, newKV, red);
       const normed = rmsNorm(last, w.norm, cfg.eps); // [B, T', C] (T' = T unless reduced)
       if (input.outputHiddenStates) hidden.push(normed);
       const Tout = normed.shape[1];
       const h = input.lastLogitsOnly ? (tf.slice(normed, [0, Tout - 1, 0], [B, 1, cfg.hidden]) as tf.Tensor3D) : normed;
-      const logits = w.lmHead ? linear(h, w.lmHead) : tiedLogits(h, w.embed); // [B, T, V]
+      const logits = kernels ? blockedLinear(h, kernels.head) : w.lmHead ? linear(h, w.lmHead) : tiedLogits(h, w.embed); // [B, T, V]
       return { logits, hidden: hidden.map((t) => (t === input.inputsEmbeds ? t.clone() : t)), attn: want.size ? [...want].map((l) => attn.get(l)!) : [] };
     });
   } catch (e) {
@@ -187,6 +192,7 @@ function llmForward(cfg: LlmConfig, w: LlmWeights, invFreq: tf.Tensor1D, input: 
  */
 function decoderStack(
   layers: DecoderLayerWeights[],
+  kernels: LayerKernels[] | undefined,
   x0: tf.Tensor3D,
   ctx: LayerContext,
   cache: KVCache | undefined,
@@ -211,10 +217,10 @@ function decoderStack(
     // Each layer in its own tidy: its intermediates (attention scores, MLP activations) are freed as soon as it ends,
     // so memory does not grow with depth (the tape keeps what backprop needs).
     const xIn = x;
-    const r = tf.tidy(() => decoderLayer(lw, xIn, ctx, cache?.layers[l], point && red ? { point, red } : undefined) as unknown as tf.TensorContainer) as unknown as ReturnType<typeof decoderLayer>;
+    const r = tf.tidy(() => decoderLayer(lw, kernels?.[l], xIn, ctx, cache?.layers[l], wantAttn.has(l), point && red ? { point, red } : undefined) as unknown as tf.TensorContainer) as unknown as ReturnType<typeof decoderLayer>;
     if (point) red!.store(r.captured ?? {});
     if (cache) newKV[l] = { keys: tf.keep(r.kv.keys), values: tf.keep(r.kv.values), keyMask: tf.keep(r.kv.keyMask) };
-    if (wantAttn.has(l)) attn.set(l, r.probs);
+    if (wantAttn.has(l)) attn.set(l, r.probs!);
     x = r.out;
     if (keepHidden && l < layers.length - 1) hidden.push(x); // the last entry is the normed output (caller)
   });
@@ -228,15 +234,16 @@ function decoderStack(
  */
 function decoderLayer(
   lw: DecoderLayerWeights,
+  lk: LayerKernels | undefined,
   x: tf.Tensor3D,
   ctx: LayerContext,
   past: LayerKV | undefined,
+  wantProbs: boolean,
   capture?: { point: DecisionPoint; red: ReductionState },
-): { out: tf.Tensor3D; kv: LayerKV; probs: tf.Tensor4D; captured?: Captured } {
-  const { heads: H, kvHeads: KV, headDim: D, eps, intermediate: I } = ctx.cfg;
-  const [B, T] = x.shape;
-  const G = H / KV; // query heads per KV head
-  const qkv = linear(rmsNorm(x, lw.attnNorm, eps), lw.qkv); // [B, T, (H + 2KV)·D]
+): { out: tf.Tensor3D; kv: LayerKV; probs?: tf.Tensor4D; captured?: Captured } {
+  const { heads: H, kvHeads: KV, headDim: D, eps } = ctx.cfg;
+  const normed = rmsNorm(x, lw.attnNorm, eps);
+  const qkv = lk ? blockedLinear(normed, lk.qkv) : linear(normed, lw.qkv); // [B, T, (H + 2KV)·D]
   const [qf, kf, vf] = tf.split(qkv, [H * D, KV * D, KV * D], 2) as [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D];
   const q = rope(heads(qf, H, D), ctx.cos, ctx.sin); // [B, H, T, D]
   const kNew = rope(heads(kf, KV, D), ctx.cos, ctx.sin); // [B, KV, T, D]
@@ -244,21 +251,14 @@ function decoderLayer(
   const keys = past ? (tf.concat([past.keys, kNew], 2) as tf.Tensor4D) : kNew; // [B, KV, S, D]
   const values = past ? (tf.concat([past.values, vNew], 2) as tf.Tensor4D) : vNew; // [B, KV, S, D]
   const keyMask = past ? (tf.concat([past.keyMask, ctx.curMask], 1) as tf.Tensor2D) : ctx.curMask.clone(); // [B, S]
-  const S = keys.shape[2];
-  // GQA: query head h = kv·G + g uses KV head kv = floor(h / G); group the G heads of a KV head along the rows.
-  const qg = q.reshape([B, KV, G * T, D]);
-  const scores = tf.matMul(qg, keys, false, true).reshape([B, H, T, S]).mul(1 / Math.sqrt(D)); // [B, H, T, S]
   const bias = ctx.bias(past?.keys.shape[2] ?? 0, keyMask); // [B, 1, T, S]
-  const probs = tf.softmax(scores.add(bias), -1) as tf.Tensor4D; // [B, H, T, S]
-  const attnCtx = tf.matMul(probs.reshape([B, KV, G * T, S]), values).reshape([B, H, T, D]); // [B, H, T, D]
-  const merged = attnCtx.transpose([0, 2, 1, 3]).reshape([B, T, H * D]) as tf.Tensor3D; // [B, T, H·D]
-  const h = x.add(linear(merged, lw.o)) as tf.Tensor3D; // [B, T, C]
+  const { context, probs } = groupedAttention(q, keys, values, bias, wantProbs); // [B, H, T, D]
+  const [B, T] = x.shape;
+  const merged = context.transpose([0, 2, 1, 3]).reshape([B, T, H * D]) as tf.Tensor3D; // [B, T, H·D]
+  const h = x.add(lk ? blockedLinear(merged, lk.o) : linear(merged, lw.o)) as tf.Tensor3D; // [B, T, C]
   const mlpIn = rmsNorm(h, lw.mlpNorm, eps); // [B, T, C] post-attention RMSNorm
-  const gu = linear(mlpIn, lw.gateUp); // [B, T, 2I]
-  const [gate, up] = tf.split(gu, [I, I], 2);
-  const act = gate!.mul(tf.sigmoid(gate!)).mul(up!) as tf.Tensor3D; // silu(gate) * up, [B, T, I]
-  const out = h.add(linear(act, lw.down)) as tf.Tensor3D; // [B, T, C]
-  if (!capture) return { out, kv: { keys, values, keyMask }, probs };
+  const out = h.add(lk ? blockedMlp(mlpIn, lk.mlp) : swiGlu(mlpIn, lw, ctx.cfg.intermediate)) as tf.Tensor3D; // [B, T, C]
+  if (!capture) return { out, kv: { keys, values, keyMask }, ...(probs ? { probs } : {}) };
   const { point, red } = capture;
   const vis = red.visualIndex(); // [B·n] flat indices of the alive visual tokens
   const n = vis.shape[0] / B;
@@ -271,7 +271,63 @@ function decoderLayer(
     captured.sources = gatherSequence(x, vis, B, n); // [B, n, C]
     captured.targets = gatherSequence(mlpIn, vis, B, n); // [B, n, C]
   }
-  return { out, kv: { keys, values, keyMask }, probs, captured };
+  return { out, kv: { keys, values, keyMask }, ...(probs ? { probs } : {}), captured };
+}
+
+/**
+ * GQA softmax attention, one 2-D matMul pair per (row, KV head): query head h = kv·G + g uses KV head kv, so the G
+ * query heads of a KV head are stacked along the rows ([G·T, D]) and share one explicit kᵀ [D, S]. On wasm a batched
+ * matMul runs outside XNNPACK (~5x slower than these 2-D products). The 1/sqrt(D) scale goes on q (exact for D = 64).
+ */
+function groupedAttention(q: tf.Tensor4D, keys: tf.Tensor4D, values: tf.Tensor4D, bias: tf.Tensor4D, wantProbs: boolean): { context: tf.Tensor4D; probs?: tf.Tensor4D } {
+  const [B, H, T, D] = q.shape;
+  const [, KV, S] = keys.shape;
+  const G = H / KV;
+  const qs = q.mul(1 / Math.sqrt(D)) as tf.Tensor4D;
+  const ctxs: tf.Tensor[] = [];
+  const probs: tf.Tensor[] = [];
+  for (let b = 0; b < B; b++) {
+    const rowBias = tf.slice(bias, [b, 0, 0, 0], [1, 1, T, S]).reshape([1, T, S]); // [1, T, S]
+    for (let kv = 0; kv < KV; kv++) {
+      const qg = tf.slice(qs, [b, kv * G, 0, 0], [1, G, T, D]).reshape([G * T, D]); // [G·T, D]
+      const kT = tf.slice(keys, [b, kv, 0, 0], [1, 1, S, D]).reshape([S, D]).transpose(); // [D, S]
+      const v = tf.slice(values, [b, kv, 0, 0], [1, 1, S, D]).reshape([S, D]); // [S, D]
+      const p = tf.softmax(tf.matMul(qg, kT).reshape([G, T, S]).add(rowBias), -1); // [G, T, S]
+      ctxs.push(tf.matMul(p.reshape([G * T, S]), v)); // [G·T, D]
+      if (wantProbs) probs.push(p);
+    }
+  }
+  const context = tf.stack(ctxs).reshape([B, H, T, D]) as tf.Tensor4D;
+  return wantProbs ? { context, probs: tf.stack(probs).reshape([B, H, T, S]) as tf.Tensor4D } : { context };
+}
+
+/** SwiGLU: down(silu(gate(x)) ⊙ up(x)) with gate|up fused in one [C, 2I] kernel. */
+function swiGlu(x: tf.Tensor3D, lw: DecoderLayerWeights, I: number): tf.Tensor3D {
+  const gu = linear(x, lw.gateUp); // [B, T, 2I]
+  const [gate, up] = tf.split(gu, [I, I], 2);
+  return linear(gate!.mul(tf.sigmoid(gate!)).mul(up!) as tf.Tensor3D, lw.down); // [B, T, C]
+}
+
+/** SwiGLU over intermediate-width blocks: Σ_j (silu(x·gate_j) ⊙ x·up_j)·down_j; never forms [B, T, I]. */
+function blockedMlp(x: tf.Tensor3D, m: BlockedMlp): tf.Tensor3D {
+  const [B, T, C] = x.shape;
+  const x2 = x.reshape([B * T, C]);
+  const parts = m.blocks.map((blk) => {
+    const g = tf.fused.matMul({ a: x2, b: blk.gate.w, ...(blk.gate.b ? { bias: blk.gate.b } : {}) }); // [B·T, w]
+    const u = tf.fused.matMul({ a: x2, b: blk.up.w, ...(blk.up.b ? { bias: blk.up.b } : {}) }); // [B·T, w]
+    return tf.matMul(g.mul(tf.sigmoid(g)).mul(u), blk.down); // [B·T, C]
+  });
+  const y = parts.length === 1 ? parts[0]! : tf.addN(parts);
+  return (m.downBias ? y.add(m.downBias) : y).reshape([B, T, C]);
+}
+
+/** [B, T, in] · column blocks -> [B, T, out]. */
+function blockedLinear(x: tf.Tensor3D, blocks: BlockedLinear): tf.Tensor3D {
+  const [B, T, C] = x.shape;
+  const x2 = x.reshape([B * T, C]);
+  const ys = blocks.map((l) => tf.fused.matMul({ a: x2, b: l.w, ...(l.b ? { bias: l.b } : {}) }));
+  const y = ys.length === 1 ? ys[0]! : tf.concat(ys, 1);
+  return y.reshape([B, T, y.shape[1]!]);
 }
 
 /**
@@ -311,9 +367,10 @@ function ropeCosSin(positions: tf.Tensor2D, invFreq: tf.Tensor1D): [tf.Tensor4D,
 
 /** [1, 1, T, past + T]: 1 where query i (at cache index past + i) may see key j (j <= past + i). */
 function causalAllowed(T: number, past: number): tf.Tensor4D {
-  const j = tf.range(0, past + T, 1, "int32").reshape([1, -1]);
-  const i = tf.range(past, past + T, 1, "int32").reshape([-1, 1]);
-  return tf.cast(tf.lessEqual(j, i), "float32").expandDims(0).expandDims(0) as tf.Tensor4D;
+  // step(i - j + 0.5) = [j <= i] on exact small integers; wasm's broadcasting int32 lessEqual is ~10x slower.
+  const j = tf.range(0, past + T, 1, "float32").reshape([1, -1]);
+  const i = tf.range(past, past + T, 1, "float32").reshape([-1, 1]);
+  return tf.step(tf.sub(i, j).add(0.5)).expandDims(0).expandDims(0) as tf.Tensor4D;
 }
 
 /** The mask of the new tokens [B, T] float32, from a [B, T] or HF-style [B, past + T] mask (or all ones). */

@@ -3,6 +3,7 @@
 import { tf } from "../core/backend.js";
 import { loadComponent, type Component, type TensorSource, type WeightMap } from "./weights.js";
 import type { LlmConfig } from "./llm_config.js";
+import { blockSizes, blockWidth, splitColumns, splitRows } from "./blocks.js";
 
 /** Tensors every LLaMA-family checkpoint has. `{}` is the layer index. */
 export const LLM_WEIGHT_ENTRIES: Readonly<Record<string, string>> = {
@@ -164,4 +165,86 @@ function disposeLayer(l: DecoderLayerWeights): void {
   l.attnNorm.dispose();
   l.mlpNorm.dispose();
   for (const x of [l.qkv, l.o, l.gateUp, l.down]) disposeLinear(x);
+}
+
+// ---- kernel layout for the wasm GEMM (models/blocks.ts) ----------------------------------------------------------
+
+/** A Linear as column blocks: y = concat_j(x·w_j + b_j). */
+export type BlockedLinear = Linear[];
+
+/** SwiGLU MLP blocked over the intermediate width: y = Σ_j (silu(x·gate_j) ⊙ (x·up_j))·down_j (+ down bias). */
+export interface BlockedMlp {
+  blocks: { gate: Linear; up: Linear; down: tf.Tensor2D }[]; // [C, w], [C, w], [w, C]
+  downBias?: tf.Tensor1D;
+}
+
+/** Blocked copies of one layer's kernels; the Linear weights in DecoderLayerWeights stay as they are. */
+export interface LayerKernels {
+  qkv: BlockedLinear;
+  o: BlockedLinear;
+  mlp: BlockedMlp;
+}
+
+export interface LlmKernels {
+  layers: LayerKernels[];
+  /** Output projection [C, V] in column blocks (embedᵀ when tied). */
+  head: BlockedLinear;
+}
+
+const isVariable = (t: tf.Tensor): boolean => t instanceof tf.Variable;
+
+/** Column blocks of a Linear ([in, out] weight), each <= 1 MiB. */
+function blockLinear(l: Linear, w = l.w): BlockedLinear {
+  const sizes = blockSizes(w.shape[1], blockWidth(w.shape[0]));
+  const ws = splitColumns(w, sizes) as tf.Tensor2D[];
+  const bs = l.b ? (splitColumns(l.b, sizes) as tf.Tensor1D[]) : undefined;
+  return ws.map((bw, j) => (bs ? { w: bw, b: bs[j]! } : { w: bw }));
+}
+
+function blockMlp(gateUp: Linear, down: Linear, I: number): BlockedMlp {
+  const sizes = blockSizes(I, blockWidth(gateUp.w.shape[0]));
+  const halves = splitColumns(gateUp.w, [I, I]) as tf.Tensor2D[];
+  const hb = gateUp.b ? (splitColumns(gateUp.b, [I, I]) as tf.Tensor1D[]) : undefined;
+  const gate = blockLinear(hb ? { w: halves[0]!, b: hb[0]! } : { w: halves[0]! });
+  const up = blockLinear(hb ? { w: halves[1]!, b: hb[1]! } : { w: halves[1]! });
+  tf.dispose([...halves, ...(hb ?? [])]);
+  if (gate.length !== sizes.length) throw new Error("llama kernels: gate/up block mismatch");
+  const downs = splitRows(down.w, sizes);
+  return { blocks: gate.map((g, j) => ({ gate: g, up: up[j]!, down: downs[j]! })), ...(down.b ? { downBias: down.b } : {}) };
+}
+
+/**
+ * Blocked kernels for the wasm backend, or undefined where they do not apply: other backends (their GEMMs do not
+ * stream the packed weights per row tile) and trainable weights (tf.Variable: blocks would go stale and cut the
+ * gradient). Costs one extra copy of the Linear weights; `w` itself is then never multiplied (nor packed by XNNPACK).
+ */
+export function prepareLlmKernels(w: LlmWeights, cfg: { intermediate: number }): LlmKernels | undefined {
+  if (tf.getBackend() !== "wasm") return undefined;
+  const all = [w.embed, ...(w.lmHead ? [w.lmHead.w] : []), ...w.layers.flatMap((l) => [l.qkv.w, l.o.w, l.gateUp.w, l.down.w])];
+  if (all.some(isVariable)) return undefined;
+  const layers = w.layers.map((l) => ({ qkv: blockLinear(l.qkv), o: blockLinear(l.o), mlp: blockMlp(l.gateUp, l.down, cfg.intermediate) }));
+  let head: BlockedLinear;
+  if (w.lmHead) head = blockLinear(w.lmHead);
+  else {
+    const t = tf.transpose(w.embed) as tf.Tensor2D; // [C, V]
+    head = blockLinear({ w: t });
+    t.dispose();
+  }
+  return { layers, head };
+}
+
+/** Frees blocked kernels (not the weights they were made from; a down bias is shared with the weights). */
+export function disposeLlmKernels(k: LlmKernels | undefined): void {
+  if (!k) return;
+  const lin = (b: BlockedLinear) => b.forEach(disposeLinear);
+  lin(k.head);
+  for (const l of k.layers) {
+    lin(l.qkv);
+    lin(l.o);
+    for (const b of l.mlp.blocks) {
+      disposeLinear(b.gate);
+      disposeLinear(b.up);
+      b.down.dispose();
+    }
+  }
 }
