@@ -51,3 +51,52 @@ export function splitRows(w: tf.Tensor2D, sizes: number[]): tf.Tensor2D[] {
     return tf.tensor2d(out, [s, N]);
   });
 }
+
+/**
+ * Row blocks of a [N, K] matrix, each transposed to [K, s]: the column blocks of wᵀ, made without forming wᵀ (one
+ * readback, then one block-sized transpose at a time); `w` is not disposed.
+ */
+export function splitRowsTransposed(w: tf.Tensor2D, sizes: number[]): tf.Tensor2D[] {
+  const [N, K] = w.shape;
+  if (sizes.reduce((a, b) => a + b, 0) !== N) throw new RangeError(`splitRowsTransposed: sizes [${sizes}] do not cover ${N} rows`);
+  const data = w.dataSync() as Float32Array;
+  let r0 = 0;
+  return sizes.map((s) => {
+    const rows = data.subarray(r0 * K, (r0 + s) * K);
+    r0 += s;
+    return tf.tidy(() => tf.transpose(tf.tensor2d(rows, [s, K]))); // [K, s]
+  });
+}
+
+/**
+ * Columns `ids` of a [K, N] matrix stored as column blocks (all `blocks[j]` [K, w] but the last, as blockSizes gives
+ * them), returned as rows [n, K]: e.g. token embeddings read from the blocks of a tied embedᵀ. One gather per block
+ * the ids touch (ids are grouped in JS), one concat, one gather back to the ids' order.
+ */
+export function gatherColumnBlocks(blocks: tf.Tensor2D[], ids: ArrayLike<number>, what = "gatherColumnBlocks: id"): tf.Tensor2D {
+  const width = blocks[0]!.shape[1];
+  const N = blocks.reduce((a, b) => a + b.shape[1], 0);
+  const groups = new Map<number, { local: number[]; at: number[] }>();
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i]!;
+    if (!Number.isInteger(id) || id < 0 || id >= N) throw new RangeError(`${what} ${id} at position ${i} is outside 0..${N - 1}`);
+    const j = Math.floor(id / width);
+    const g = groups.get(j) ?? { local: [], at: [] };
+    g.local.push(id - j * width);
+    g.at.push(i);
+    groups.set(j, g);
+  }
+  return tf.tidy(() => {
+    const parts: tf.Tensor2D[] = [];
+    const order: number[] = [];
+    for (const [j, g] of groups) {
+      parts.push(tf.gather(blocks[j]!, tf.tensor1d(g.local, "int32"), 1)); // [K, n_j]
+      order.push(...g.at);
+    }
+    const cols = parts.length === 1 ? parts[0]! : tf.concat(parts, 1); // [K, n] grouped by block
+    const back = new Int32Array(order.length);
+    order.forEach((pos, k) => (back[pos] = k));
+    const inOrder = groups.size === 1 && order.every((p, k) => p === k) ? cols : tf.gather(cols, tf.tensor1d(back, "int32"), 1);
+    return tf.transpose(inOrder) as tf.Tensor2D; // [n, K]
+  });
+}

@@ -3,7 +3,7 @@
 import { tf } from "../core/backend.js";
 import { loadComponent, type Component, type TensorSource, type WeightMap } from "./weights.js";
 import type { LlmConfig } from "./llm_config.js";
-import { blockSizes, blockWidth, splitColumns, splitRows } from "./blocks.js";
+import { blockSizes, blockWidth, splitColumns, splitRows, splitRowsTransposed } from "./blocks.js";
 
 /** Tensors every LLaMA-family checkpoint has. `{}` is the layer index. */
 export const LLM_WEIGHT_ENTRIES: Readonly<Record<string, string>> = {
@@ -178,7 +178,7 @@ export interface BlockedMlp {
   downBias?: tf.Tensor1D;
 }
 
-/** Blocked copies of one layer's kernels; the Linear weights in DecoderLayerWeights stay as they are. */
+/** One layer's kernels in blocks; they replace (and dispose) the Linear weights of DecoderLayerWeights. */
 export interface LayerKernels {
   qkv: BlockedLinear;
   o: BlockedLinear;
@@ -187,8 +187,10 @@ export interface LayerKernels {
 
 export interface LlmKernels {
   layers: LayerKernels[];
-  /** Output projection [C, V] in column blocks (embedᵀ when tied). */
+  /** Output projection [C, V] in column blocks: lm_head, or embedᵀ when tied. */
   head: BlockedLinear;
+  /** Tied: the token embeddings are read from `head`'s columns and `embed` is disposed. */
+  tied: boolean;
 }
 
 const isVariable = (t: tf.Tensor): boolean => t instanceof tf.Variable;
@@ -214,23 +216,41 @@ function blockMlp(gateUp: Linear, down: Linear, I: number): BlockedMlp {
 }
 
 /**
- * Blocked kernels for the wasm backend, or undefined where they do not apply: other backends (their GEMMs do not
- * stream the packed weights per row tile) and trainable weights (tf.Variable: blocks would go stale and cut the
- * gradient). Costs one extra copy of the Linear weights; `w` itself is then never multiplied (nor packed by XNNPACK).
+ * Whether createLanguageModel blocks the kernels: its `blocks` option when given, else the environment variable
+ * VZT_LLM_BLOCKS ("0" = off, for side-by-side measurements), else on.
  */
-export function prepareLlmKernels(w: LlmWeights, cfg: { intermediate: number }): LlmKernels | undefined {
-  if (tf.getBackend() !== "wasm") return undefined;
+export function llmBlocksWanted(option?: boolean): boolean {
+  return option ?? process.env.VZT_LLM_BLOCKS !== "0";
+}
+
+/**
+ * Blocked kernels for the wasm backend, or undefined where they do not apply: other backends (their GEMMs do not
+ * stream the packed weights per row tile), trainable weights (tf.Variable: blocks would go stale and cut the
+ * gradient) and `blocks` false. The blocks *replace* the Linear kernels: every `w` of qkv / o / gateUp / down /
+ * lmHead and the q/k/v, o and gate/up biases are disposed once their blocks exist (so the model holds one copy of
+ * its weights), and so is a tied `embed` (its transpose is the head's blocks); the norms, an untied embed and the
+ * down bias (shared with the blocks) stay.
+ */
+export function prepareLlmKernels(w: LlmWeights, cfg: { intermediate: number }, blocks = true): LlmKernels | undefined {
+  if (!blocks || tf.getBackend() !== "wasm") return undefined;
   const all = [w.embed, ...(w.lmHead ? [w.lmHead.w] : []), ...w.layers.flatMap((l) => [l.qkv.w, l.o.w, l.gateUp.w, l.down.w])];
   if (all.some(isVariable)) return undefined;
-  const layers = w.layers.map((l) => ({ qkv: blockLinear(l.qkv), o: blockLinear(l.o), mlp: blockMlp(l.gateUp, l.down, cfg.intermediate) }));
+  const layers = w.layers.map((l) => {
+    const k = { qkv: blockLinear(l.qkv), o: blockLinear(l.o), mlp: blockMlp(l.gateUp, l.down, cfg.intermediate) };
+    for (const x of [l.qkv, l.o, l.gateUp]) disposeLinear(x);
+    l.down.w.dispose(); // l.down.b is the blocks' downBias
+    return k;
+  });
   let head: BlockedLinear;
-  if (w.lmHead) head = blockLinear(w.lmHead);
-  else {
-    const t = tf.transpose(w.embed) as tf.Tensor2D; // [C, V]
-    head = blockLinear({ w: t });
-    t.dispose();
+  if (w.lmHead) {
+    head = blockLinear(w.lmHead);
+    disposeLinear(w.lmHead);
+  } else {
+    const V = w.embed.shape[0];
+    head = splitRowsTransposed(w.embed, blockSizes(V, blockWidth(w.embed.shape[1]))).map((bw) => ({ w: bw })); // [C, w] each
+    w.embed.dispose(); // token lookups read head's columns (gatherColumnBlocks)
   }
-  return { layers, head };
+  return { layers, head, tied: !w.lmHead };
 }
 
 /** Frees blocked kernels (not the weights they were made from; a down bias is shared with the weights). */
