@@ -59,6 +59,12 @@ export interface PretrainOptions {
   onStep?: (step: number, loss: number) => void;
   /** Do not write anything (measurement); default false. */
   dryRun?: boolean;
+  /**
+   * Train an already pretrained folder further (a second stage, e.g. at all 576 tokens as LLaVA's released models
+   * are trained): its LLM and projector are the starting point, projector_init/ is kept, and pretrain.json gets
+   * this stage appended under `stages`. Default false: a pretrained folder is refused.
+   */
+  continue?: boolean;
 }
 
 export interface TokenSetSpec {
@@ -266,7 +272,9 @@ export async function pretrainTiny(dir: string, opts: PretrainOptions): Promise<
   await ensureBackend();
   await tf.ready();
   const marker = path.join(dir, "pretrain.json");
-  if (!opts.dryRun && (await exists(marker))) throw new ConfigError([`${marker} exists: this folder is already pretrained; run make-tiny again first`], marker);
+  const pretrained = await exists(marker);
+  if (!opts.dryRun && pretrained && !opts.continue) throw new ConfigError([`${marker} exists: this folder is already pretrained; run make-tiny again first (or continue it: --continue)`], marker);
+  if (opts.continue && !pretrained) throw new ConfigError([`${marker}: no such file: only a pretrained folder can be continued (make-tiny --pretrain-steps first, or installPretrained)`], marker);
   const batchSize = opts.batchSize ?? PRETRAIN_DEFAULTS.batchSize;
   const baseLr = opts.lr ?? PRETRAIN_DEFAULTS.lr;
   const images = opts.images ?? PRETRAIN_DEFAULTS.images;
@@ -347,7 +355,15 @@ export async function pretrainTiny(dir: string, opts: PretrainOptions): Promise<
     const trainSeconds = (performance.now() - t1) / 1000;
 
     // 4. write back.
-    if (!opts.dryRun) await writeBack(dir, lm, projector, { seed: opts.seed, steps: opts.steps, batchSize, lr: baseLr, warmupSteps, images, captions, dataSeedOffset: offset, tokenSets: sets, losses });
+    if (!opts.dryRun) {
+      const stage = { seed: opts.seed, steps: opts.steps, batchSize, lr: baseLr, warmupSteps, images, captions, dataSeedOffset: offset, tokenSets: sets, losses };
+      if (opts.continue) {
+        // pretrain.json keeps the first stage's fields at the top (what installPretrained and older readers expect).
+        const first = JSON.parse(await readFile(marker, "utf8")) as Record<string, unknown> & { losses: number[]; stages?: unknown[] };
+        const { stages = [], ...top } = first;
+        await writeBack(dir, lm, projector, { ...top, stages: [...stages, { ...stage, losses: stage.losses.map((x) => Number(x.toFixed(6))) }] }, { keepInit: true });
+      } else await writeBack(dir, lm, projector, stage);
+    }
     const head = losses.slice(0, Math.min(10, losses.length));
     const tail = losses.slice(-Math.min(10, losses.length));
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -391,11 +407,11 @@ function trainStep(model: Vlm, cache: tf.Tensor3D, rows: number[], batch: Sample
 }
 
 /** Writes the pretrained LLM into llm/ and llava/, the projector into projector/ (old one to projector_init/). */
-async function writeBack(dir: string, lm: LanguageModel, projector: Projector, recipe: Record<string, unknown> & { losses: number[] }): Promise<void> {
+async function writeBack(dir: string, lm: LanguageModel, projector: Projector, recipe: Record<string, unknown> & { losses: number[] }, o: { keepInit?: boolean } = {}): Promise<void> {
   const llm = llmHfTensors(lm.config, lm.weights);
   try {
     const { losses, ...rest } = recipe;
-    await writePretrained(dir, llm, projector, { ...rest, losses: losses.map((x) => Number(x.toFixed(6))) });
+    await writePretrained(dir, llm, projector, { ...rest, losses: losses.map((x) => Number(x.toFixed(6))) }, o);
   } finally {
     tf.dispose(Object.values(llm));
   }
@@ -405,11 +421,13 @@ async function writeBack(dir: string, lm: LanguageModel, projector: Projector, r
  * Writes a pretrained LLM (HF tensor names, no prefix) and projector into a make-tiny folder: projector_init/ keeps
  * the untrained projector, llm/ and projector/ get the new weights, llava/ keeps its tower and gets both.
  */
-async function writePretrained(dir: string, llm: Record<string, tf.Tensor>, projector: Projector, recipe: Record<string, unknown>): Promise<void> {
-  // projector_init/: the untrained projector make-tiny wrote.
-  const initDir = path.join(dir, "projector_init");
-  await mkdir(initDir, { recursive: true });
-  for (const f of ["config.json", "model.safetensors"]) await copyFile(path.join(dir, "projector", f), path.join(initDir, f));
+async function writePretrained(dir: string, llm: Record<string, tf.Tensor>, projector: Projector, recipe: Record<string, unknown>, o: { keepInit?: boolean } = {}): Promise<void> {
+  // projector_init/: the untrained projector make-tiny wrote (a continued folder already has it).
+  if (!o.keepInit) {
+    const initDir = path.join(dir, "projector_init");
+    await mkdir(initDir, { recursive: true });
+    for (const f of ["config.json", "model.safetensors"]) await copyFile(path.join(dir, "projector", f), path.join(initDir, f));
+  }
   await writeSafetensors(path.join(dir, "llm", "model.safetensors"), llm);
 
   const proj = projectorTensors(projector, "llava");
