@@ -1,16 +1,17 @@
 // Arrow shard sets: open plain *.arrow/*.feather files (IPC stream or file format), globs, lists and HF save_to_disk
-// folders; stream rows one record batch at a time from a file stream (memory bounded by one batch), resume from a
-// cursor, and read chosen rows by (shard, row) for seeded permutations.
+// folders; stream rows one record batch at a time (positioned reads into one reused buffer, so memory stays at about
+// one batch message plus the rows' own copies), resume from a cursor, and read chosen rows by (shard, row) for seeded
+// permutations.
 //
 // Cost model: openShards reads only message headers (a few hundred bytes per record batch) to count rows and find
 // truncated shards. rows() reads each byte once, sequentially. readRows(shard, rows) reads every record batch that
 // holds a requested row once per call (one positioned read of that batch, ~batchRows rows' worth of bytes), so a
 // permutation should request rows in groups per shard (and ideally per batch) rather than one row per call;
-// the last batch read is cached, so consecutive rows of one batch cost one read.
-import { createReadStream } from "node:fs";
+// the last batch read is cached, so consecutive rows of one batch cost one read. Random access reads into one
+// buffer per ShardSet (calls run one at a time), so a permutation does not leave a batch-sized garbage buffer per read.
+import type { FileHandle } from "node:fs/promises";
 import { open } from "node:fs/promises";
 import path from "node:path";
-import { RecordBatchReader } from "apache-arrow";
 import type { RecordBatch, Schema } from "apache-arrow";
 import { DataError } from "../core/errors.js";
 import { Progress, warn } from "../core/log.js";
@@ -18,7 +19,8 @@ import { batchRowToPlain, validateBatch } from "./arrow_values.js";
 import type { HfFeatures } from "./hf_datasets.js";
 import { featuresFromMetadata } from "./hf_datasets.js";
 import type { IpcIndex } from "./ipc_index.js";
-import { batchOfRow, EOS, indexIpcFile, readAt } from "./ipc_index.js";
+import { BatchBuffer, DictionaryMessages, readRecordBatch } from "./ipc_batches.js";
+import { batchOfRow, indexIpcFile } from "./ipc_index.js";
 import { resolveShardSpec } from "./shard_paths.js";
 import type { OnError } from "./skip_report.js";
 import { SkipReport } from "./skip_report.js";
@@ -100,6 +102,9 @@ export class ShardSet {
   schema!: ShardSchema;
   private readonly indexes: (Promise<IpcIndex> | undefined)[];
   private cached?: { shard: number; batch: number; data: RecordBatch };
+  /** Random access reads into one buffer, one readRows call at a time (the cached batch is a view into it). */
+  private readonly pool = new BatchBuffer();
+  private exclusive: Promise<unknown> = Promise.resolve();
 
   constructor(files: string[], readonly onError: OnError, readonly report: SkipReport) {
     this.shards = files.map((file) => ({ file }));
@@ -204,37 +209,50 @@ export class ShardSet {
     const nBatches = idx.batchRows.length;
     let b = batchOfRow(idx, startRow);
     let skipInBatch = startRow - idx.firstRow[b]!;
-    while (b < nBatches) {
-      try {
-        const reader = await RecordBatchReader.from(streamFromBatch(idx, b));
-        for await (const batch of reader) {
-          if (b >= nBatches) throw new DataError("more record batches than the headers listed", { file: idx.file, batch: b });
-          if (batch.numRows !== idx.batchRows[b]) {
-            throw new DataError(`record batch has ${batch.numRows} rows, its header said ${idx.batchRows[b]}`, { file: idx.file, batch: b, row: idx.firstRow[b] });
-          }
-          const base = idx.firstRow[b]!;
+    let fh: FileHandle;
+    try {
+      fh = await openShard(idx.file);
+    } catch (e) {
+      if (this.onError === "raise") throw e;
+      this.report.add(e as DataError, idx.rows - startRow);
+      return;
+    }
+    // One read buffer for the whole pass: batch b's column buffers are views into it until batch b + 1 is read, and
+    // every row is converted (copied) before that happens.
+    const buffer = new BatchBuffer();
+    const dicts = new DictionaryMessages(idx);
+    try {
+      for (; b < nBatches; b++, skipInBatch = 0) {
+        let batch: RecordBatch;
+        const base = idx.firstRow[b]!;
+        try {
+          batch = await readRecordBatch(fh, idx, b, dicts, buffer);
           validateBatch(batch, { file: idx.file, batch: b, row: base });
-          for (let i = skipInBatch; i < batch.numRows; i++) {
-            const where: RowWhere = { shard: s, file: idx.file, batch: b, row: base + i };
-            const row = this.convert(batch, i, where);
-            if (row) yield { row, where };
-          }
-          skipInBatch = 0;
-          b++;
+        } catch (e) {
+          const err = asDataError(e, idx.file, b, base + skipInBatch);
+          if (this.onError === "raise") throw err;
+          this.report.add(err, idx.batchRows[b]! - skipInBatch);
+          continue;
         }
-        if (b < nBatches) throw new DataError(`stream ended after ${b} of ${nBatches} record batches`, { file: idx.file, batch: b, row: idx.firstRow[b] });
-      } catch (e) {
-        const err = asDataError(e, idx.file, b, b < nBatches ? idx.firstRow[b]! + skipInBatch : undefined);
-        if (this.onError === "raise") throw err;
-        this.report.add(err, b < nBatches ? idx.batchRows[b]! - skipInBatch : "unknown");
-        skipInBatch = 0;
-        b++;
+        for (let i = skipInBatch; i < batch.numRows; i++) {
+          const where: RowWhere = { shard: s, file: idx.file, batch: b, row: base + i };
+          const row = this.convert(batch, i, where);
+          if (row) yield { row, where };
+        }
       }
+    } finally {
+      await fh.close();
     }
   }
 
   /** Reads rows `rows` (row numbers within the file) of shard `s`, returned in the order asked; see cost model above. */
-  async readRows(s: number, rows: number[]): Promise<ShardRow[]> {
+  readRows(s: number, rows: number[]): Promise<ShardRow[]> {
+    const run = this.exclusive.then(() => this.readRowsNow(s, rows));
+    this.exclusive = run.catch(() => undefined);
+    return run;
+  }
+
+  private async readRowsNow(s: number, rows: number[]): Promise<ShardRow[]> {
     const idx = await this.index(s);
     const order = rows.map((r, k) => ({ r, k })).sort((a, b) => a.r - b.r);
     const out: (ShardRow | undefined)[] = new Array(rows.length);
@@ -271,24 +289,12 @@ export class ShardSet {
     const c = this.cached;
     if (c && c.shard === s && c.batch === b) return c.data;
     this.cached = undefined;
-    const fh = await open(idx.file, "r");
-    let bytes: Uint8Array;
+    const fh = await openShard(idx.file);
+    let data: RecordBatch;
     try {
-      const parts = [idx.schemaMessage];
-      for (const [a, e] of idx.dictionaries) if (e <= idx.batchStart[b]!) parts.push(await readAt(fh, a, e - a));
-      parts.push(await readAt(fh, idx.batchStart[b]!, idx.batchEnd[b]! - idx.batchStart[b]!), EOS);
-      bytes = concat(parts);
+      data = await readRecordBatch(fh, idx, b, new DictionaryMessages(idx), this.pool);
     } finally {
       await fh.close();
-    }
-    const reader = RecordBatchReader.from(bytes);
-    let data: RecordBatch | undefined;
-    for (const batch of reader) {
-      data = batch;
-      break;
-    }
-    if (!data || data.numRows !== idx.batchRows[b]) {
-      throw new DataError(`record batch unreadable or of the wrong length`, { file: idx.file, batch: b, row: idx.firstRow[b] });
     }
     validateBatch(data, { file: idx.file, batch: b, row: idx.firstRow[b] });
     this.cached = { shard: s, batch: b, data };
@@ -308,21 +314,13 @@ export class ShardSet {
   }
 }
 
-/** Bytes of shard `idx` as an IPC stream that starts at record batch `b`: schema, earlier dictionaries, file bytes, EOS. */
-async function* streamFromBatch(idx: IpcIndex, b: number): AsyncGenerator<Uint8Array> {
-  yield idx.schemaMessage;
-  const start = idx.batchStart[b]!;
-  if (idx.dictionaries.some(([, e]) => e <= start)) {
-    const fh = await open(idx.file, "r");
-    try {
-      for (const [a, e] of idx.dictionaries) if (e <= start) yield await readAt(fh, a, e - a);
-    } finally {
-      await fh.close();
-    }
+/** Opens a shard for positioned reads (DataError naming it when it cannot be opened). */
+async function openShard(file: string): Promise<FileHandle> {
+  try {
+    return await open(file, "r");
+  } catch (e) {
+    throw new DataError(`cannot open shard: ${(e as Error).message}`, { file });
   }
-  const end = idx.batchEnd[idx.batchEnd.length - 1]!;
-  yield* createReadStream(idx.file, { start, end: end - 1, highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>;
-  yield EOS;
 }
 
 function checkSameSchema(want: Schema, got: Schema, file: string): void {
@@ -356,14 +354,4 @@ function emptyIndex(file: string, schema: Schema): IpcIndex {
 function asDataError(e: unknown, file: string, batch: number, row?: number): DataError {
   if (e instanceof DataError) return e;
   return new DataError(`corrupt shard: ${(e as Error)?.message ?? String(e)}`, { file, batch, row });
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
 }

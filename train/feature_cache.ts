@@ -15,6 +15,9 @@
 // shape: List<Int32> ([T, C]), provenance: Utf8 (JSON number[][] from the reducer) or null. The schema metadata
 // `vzt_feature_cache` = {format, keyHash, shas: [...]} lists the shard's entries in row order, so opening reads one
 // small message and the last 8 bytes (the end-of-stream marker) per shard, never the bodies.
+// Lookups: an in-memory index sha -> (shard, row); the first lookup in a shard reads its message headers and keeps
+// it open (train/feature_shard.ts), every later one is a synchronous positioned read of that row's record batch
+// parsed in place, its tokens copied once, straight into the caller's [B, T, C] buffer (computeOrLoadFeatures).
 //
 // Crash safety: put() buffers; flush() writes a shard to a `.tmp-*.partial` name, fsyncs it, renames it to its final
 // name and fsyncs the folder. Only final names are indexed, so a run killed mid-write leaves nothing a later run
@@ -31,12 +34,11 @@ import { Binary, Field, Int32, List, Message, MessageHeader, Schema, Utf8 } from
 import { ensureBackend, tf } from "../core/backend.js";
 import { DataError } from "../core/errors.js";
 import { warn } from "../core/log.js";
-import { ShardSet } from "../data/arrow_shards.js";
 import type { PixelValues } from "../data/preprocess.js";
 import { EOS, readAt } from "../data/ipc_index.js";
-import { SkipReport } from "../data/skip_report.js";
 import { ArrowShardWriter } from "../data/write_shards.js";
 import { canonicalJson, FEATURE_CACHE_FORMAT, featureKeyHash, type FeatureKey } from "./feature_key.js";
+import { copyTokens, FeatureShard } from "./feature_shard.js";
 
 export interface FeatureEntry {
   sha: string; // sha256 hex of the image bytes
@@ -123,8 +125,18 @@ async function checkOrWriteKeyJson(dir: string, keyHash: string, key: FeatureKey
 
 interface ShardRef {
   file: string;
-  set?: Promise<ShardSet>;
+  /** Entries in its entry list. */
+  rows: number;
+  /** Open for lookups (first lookup in it opens it; later ones read synchronously). */
+  reader?: FeatureShard;
+  opening?: Promise<FeatureShard>;
   dead?: boolean;
+}
+
+/** Shape and provenance of an entry read by readInto (its tokens went where `dest` said). */
+interface ReadMeta {
+  shape: [number, number];
+  provenance?: number[][];
 }
 
 export class FeatureCache {
@@ -177,7 +189,7 @@ export class FeatureCache {
   }
 
   private addShard(file: string, shas: string[]): void {
-    const s = this.shards.push({ file }) - 1;
+    const s = this.shards.push({ file, rows: shas.length }) - 1;
     shas.forEach((sha, row) => {
       if (!this.index.has(sha)) this.index.set(sha, { shard: s, row });
     });
@@ -205,42 +217,78 @@ export class FeatureCache {
     return e ? tf.tensor2d(e.tokens, e.shape, "float32") : undefined;
   }
 
-  /** Entries for `shas` in order (undefined where missing); rows of one shard are read in one pass. */
+  /** Entries for `shas` in order (undefined where missing). */
   async getMany(shas: readonly string[]): Promise<(FeatureEntry | undefined)[]> {
+    const tokens: Float32Array[] = [];
+    const meta = await this.readInto(shas, (k, T, C) => (tokens[k] = new Float32Array(T * C)), { provenance: true });
+    return meta.map((m, k) => {
+      if (!m) return undefined;
+      const e: FeatureEntry = { sha: shas[k]!, tokens: tokens[k]!, shape: m.shape };
+      if (m.provenance) e.provenance = m.provenance;
+      return e;
+    });
+  }
+
+  /**
+   * @internal Reads the entries of `shas` (stored or pending), each straight into `dest(k, T, C)` (T * C floats);
+   * returns their shapes (undefined where missing). After a shard's first lookup this never awaits: each entry is
+   * one synchronous positioned read of its record batch (a few hundred bytes beyond the tokens). An error thrown by
+   * `dest` propagates; a shard found unreadable is set aside and its entries count as missing.
+   */
+  async readInto(
+    shas: readonly string[],
+    dest: (k: number, T: number, C: number) => Float32Array,
+    opts: { provenance?: boolean } = {},
+  ): Promise<(ReadMeta | undefined)[]> {
     this.assertOpen();
-    const out: (FeatureEntry | undefined)[] = new Array(shas.length).fill(undefined);
+    const out: (ReadMeta | undefined)[] = new Array(shas.length).fill(undefined);
     const byShard = new Map<number, { row: number; k: number }[]>();
     shas.forEach((sha, k) => {
       const p = this.pending.get(sha);
-      if (p) out[k] = copyEntry(p);
-      else {
-        const at = this.index.get(sha);
-        if (at) {
-          const list = byShard.get(at.shard) ?? [];
-          list.push({ row: at.row, k });
-          byShard.set(at.shard, list);
-        }
+      if (p) {
+        dest(k, p.shape[0], p.shape[1]).set(p.tokens);
+        out[k] = { shape: [p.shape[0], p.shape[1]] };
+        if (opts.provenance && p.provenance) out[k]!.provenance = p.provenance.map((r) => [...r]);
+        return;
+      }
+      const at = this.index.get(sha);
+      if (at) {
+        const list = byShard.get(at.shard) ?? [];
+        list.push({ row: at.row, k });
+        byShard.set(at.shard, list);
       }
     });
     for (const [s, wants] of byShard) {
       const ref = this.shards[s]!;
+      if (ref.dead) continue;
       try {
-        const set = await (ref.set ??= openShardSet(ref.file));
-        const rows = await set.readRows(0, wants.map((w) => w.row));
-        rows.forEach((r, i) => {
-          const w = wants[i]!;
-          out[w.k] = rowToEntry(r.row, shas[w.k]!, ref.file, w.row);
-        });
+        const shard = (ref.reader ??= await (ref.opening ??= FeatureShard.open(ref.file, ref.rows)));
+        for (const w of wants) {
+          const v = shard.read(w.row, shas[w.k]!);
+          const provenance = opts.provenance ? v.provenance() : undefined;
+          copyTokens(v.tokens, dest(w.k, v.shape[0], v.shape[1]));
+          out[w.k] = provenance ? { shape: v.shape, provenance } : { shape: v.shape };
+        }
       } catch (e) {
-        if (!(e instanceof DataError)) throw e;
-        await this.quarantine(ref.file, e);
-        ref.dead = true;
-        for (const [sha, at] of this.index) if (at.shard === s) this.index.delete(sha);
+        if (!(e instanceof DataError) || e.where.file !== ref.file) throw e;
+        await this.dropShard(s, e);
         for (const w of wants) out[w.k] = undefined;
       }
     }
-    for (const e of out) e ? this.counts.hits++ : this.counts.misses++;
+    for (const m of out) m ? this.counts.hits++ : this.counts.misses++;
     return out;
+  }
+
+  /** Sets an unreadable shard aside (renamed *.corrupt); its entries are recomputed. */
+  private async dropShard(s: number, e: unknown): Promise<void> {
+    const ref = this.shards[s]!;
+    ref.dead = true;
+    const reader = ref.reader ?? (await ref.opening?.catch(() => undefined));
+    ref.reader = undefined;
+    ref.opening = undefined;
+    await reader?.close();
+    await this.quarantine(ref.file, e);
+    for (const [sha, at] of this.index) if (at.shard === s) this.index.delete(sha);
   }
 
   /**
@@ -270,6 +318,11 @@ export class FeatureCache {
     if (this.closed) return;
     await this.flush();
     this.closed = true;
+    for (const ref of this.shards) {
+      const reader = ref.reader ?? (await ref.opening?.catch(() => undefined));
+      ref.reader = ref.opening = undefined;
+      await reader?.close();
+    }
   }
 
   private async writeShard(): Promise<void> {
@@ -403,31 +456,6 @@ async function readShardShas(file: string, keyHash: string): Promise<string[]> {
   return shas as string[];
 }
 
-async function openShardSet(file: string): Promise<ShardSet> {
-  const set = new ShardSet([file], "raise", new SkipReport());
-  await set.init(undefined, true);
-  return set;
-}
-
-function rowToEntry(row: Record<string, unknown>, sha: string, file: string, r: number): FeatureEntry {
-  const bad = (msg: string, column?: string): never => {
-    throw new DataError(msg, { file, row: r, column });
-  };
-  if (row.image_sha256 !== sha) bad(`row holds ${String(row.image_sha256)}, the shard's entry list says ${sha}`, "image_sha256");
-  const shape = row.shape as number[] | null;
-  if (!Array.isArray(shape) || shape.length !== 2 || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
-    bad(`shape must be [T, C], got ${JSON.stringify(shape)}`, "shape");
-  }
-  const [T, C] = shape as [number, number];
-  const bytes = row.tokens as Uint8Array;
-  if (!(bytes instanceof Uint8Array) || bytes.byteLength !== T * C * 4) {
-    bad(`tokens hold ${bytes?.byteLength} bytes, shape [${T}, ${C}] needs ${T * C * 4}`, "tokens");
-  }
-  const entry: FeatureEntry = { sha, tokens: bytesToFloat32(bytes), shape: [T, C] };
-  if (typeof row.provenance === "string") entry.provenance = JSON.parse(row.provenance) as number[][];
-  return entry;
-}
-
 function checkEntry(e: FeatureEntry): void {
   if (typeof e.sha !== "string" || !SHA_RE.test(e.sha)) {
     throw new DataError(`feature cache: image sha ${JSON.stringify(e.sha)} is not a lowercase sha256 hex string`);
@@ -454,14 +482,6 @@ function float32ToBytes(a: Float32Array): Uint8Array {
   const dv = new DataView(out.buffer);
   a.forEach((x, i) => dv.setFloat32(i * 4, x, true));
   return out;
-}
-
-/** Float32Array from little-endian bytes (copied, so it is aligned and owns its buffer). */
-function bytesToFloat32(b: Uint8Array): Float32Array {
-  const n = b.byteLength / 4;
-  if (LITTLE_ENDIAN) return new Float32Array(b.slice().buffer, 0, n);
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  return Float32Array.from({ length: n }, (_, i) => dv.getFloat32(i * 4, true));
 }
 
 async function fsyncPath(p: string, flags: "r" | "r+"): Promise<void> {
@@ -496,24 +516,38 @@ export async function computeOrLoadFeatures(
 ): Promise<tf.Tensor3D> {
   if (!images.length) throw new DataError("computeOrLoadFeatures: empty batch");
   await ensureBackend();
+  const B = images.length;
   const shas = images.map((im) => im.sha);
-  const found = await cache.getMany(shas);
+  // Every image's tokens land in one [B, T, C] buffer: cached ones read straight into it, computed ones copied in.
+  let buf: Float32Array | undefined;
+  let first = "";
+  let T = 0;
+  let C = 0;
+  const slot = (k: number, t: number, c: number): Float32Array => {
+    if (!buf) {
+      [T, C, first] = [t, c, shas[k]!];
+      buf = new Float32Array(B * T * C);
+    } else if (t !== T || c !== C) {
+      throw new DataError(`computeOrLoadFeatures: image ${shas[k]} has tokens [${t},${c}], image ${first} has [${T}, ${C}]`);
+    }
+    return buf.subarray(k * T * C, (k + 1) * T * C);
+  };
+  const found = await cache.readInto(shas, slot);
   const missIdx: number[] = [];
-  const seen = new Set<string>();
+  const firstOf = new Map<string, number>(); // sha -> its first miss position
   images.forEach((im, i) => {
-    if (!found[i] && !seen.has(im.sha)) {
-      seen.add(im.sha);
+    if (!found[i] && !firstOf.has(im.sha)) {
+      firstOf.set(im.sha, missIdx.length);
       missIdx.push(i);
     }
   });
-  const computed = new Map<string, FeatureEntry>();
   if (missIdx.length) {
     const pvs = await Promise.all(missIdx.map((i) => pixelsOf(images[i]!.pixelValues)));
     const made: tf.Tensor[] = [];
     let px: tf.Tensor4D | undefined;
     let out: tf.Tensor3D | undefined;
     let data: Float32Array;
-    let T: number, C: number;
+    let mT: number, mC: number;
     try {
       const parts = pvs.map((p) => {
         if (p instanceof tf.Tensor) return p;
@@ -526,27 +560,21 @@ export async function computeOrLoadFeatures(
       if (out.rank !== 3 || out.shape[0] !== missIdx.length) {
         throw new DataError(`computeOrLoadFeatures: compute returned shape [${out.shape}], expected [${missIdx.length}, T, C]`);
       }
-      [, T, C] = out.shape;
+      [, mT, mC] = out.shape;
       data = (await out.data()) as Float32Array;
     } finally {
       for (const t of made) t.dispose();
       px?.dispose();
       out?.dispose();
     }
-    const fresh = missIdx.map((i, m): FeatureEntry => ({ sha: shas[i]!, tokens: data.slice(m * T * C, (m + 1) * T * C), shape: [T, C] }));
-    for (const e of fresh) computed.set(e.sha, e);
-    await cache.put(fresh);
+    const n = mT * mC;
+    images.forEach((im, i) => {
+      const m = found[i] ? undefined : firstOf.get(im.sha);
+      if (m !== undefined) slot(i, mT, mC).set(data.subarray(m * n, (m + 1) * n));
+    });
+    await cache.put(missIdx.map((i, m): FeatureEntry => ({ sha: shas[i]!, tokens: data.subarray(m * n, (m + 1) * n), shape: [mT, mC] })));
   }
-  const rows = images.map((im, i) => found[i] ?? computed.get(im.sha)!);
-  const [T, C] = rows[0]!.shape;
-  const buf = new Float32Array(images.length * T * C); // [B, T, C]
-  rows.forEach((e, i) => {
-    if (e.shape[0] !== T || e.shape[1] !== C) {
-      throw new DataError(`computeOrLoadFeatures: image ${e.sha} has tokens [${e.shape}], image ${rows[0]!.sha} has [${T}, ${C}]`);
-    }
-    buf.set(e.tokens, i * T * C);
-  });
-  return tf.tensor3d(buf, [images.length, T, C]);
+  return tf.tensor3d(buf!, [B, T, C]);
 }
 
 async function pixelsOf(p: FeatureImage["pixelValues"]): Promise<tf.Tensor3D | PixelValues> {
