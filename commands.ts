@@ -60,17 +60,29 @@ export const COMMANDS: Record<string, Command> = {
   },
   "make-tiny": {
     summary: "write deterministic tiny HF-format models (CLIP 336/14, LLaMA, tokenizer, LLaVA composite)",
-    usage: "usage: vzt make-tiny --out DIR [--seed N] [--llm-layers N] [--pretrain-steps N [--pretrain-images M] [--pretrain-batch B] [--pretrain-lr X]]\n" +
-      "--pretrain-steps trains the tiny LLM + projector on synthetic shapes (pooled/random token sets), so the LLM can read\n" +
-      "visual tokens like a released LLaVA; the untrained projector is kept as projector_init/ (see models/pretrain_tiny.ts).",
-    options: { out: { type: "string" }, seed: { type: "string" }, "llm-layers": { type: "string" }, "pretrain-steps": { type: "string" }, "pretrain-images": { type: "string" }, "pretrain-batch": { type: "string" }, "pretrain-lr": { type: "string" } },
+    usage: "usage: vzt make-tiny --out DIR [--seed N] [--llm-layers N] [--pretrain-steps N [--pretrain-images M] [--pretrain-batch B] [--pretrain-lr X] [--pretrain-tokens none|pool@64,random@64] [--continue]]\n" +
+      "--pretrain-steps trains the tiny LLM + projector on synthetic shapes (pooled/random token sets by default, or the\n" +
+      "--pretrain-tokens reducers, e.g. none = all 576 patches), so the LLM can read visual tokens like a released LLaVA;\n" +
+      "the untrained projector is kept as projector_init/ (see models/pretrain_tiny.ts). --continue trains the already\n" +
+      "pretrained folder DIR further (a second stage) instead of writing new models.",
+    options: { out: { type: "string" }, seed: { type: "string" }, "llm-layers": { type: "string" }, "pretrain-steps": { type: "string" }, "pretrain-images": { type: "string" }, "pretrain-batch": { type: "string" }, "pretrain-lr": { type: "string" }, "pretrain-tokens": { type: "string" }, continue: { type: "boolean" } },
     async run(v) {
       const out = str(v.out);
       if (!out) throw new Error("vzt make-tiny: --out DIR is required");
       const { makeTiny } = await import("./models/make_tiny.js");
+      const { pretrainTiny, parseTokenSets } = await import("./models/pretrain_tiny.js");
       const steps = int(v["pretrain-steps"], "--pretrain-steps");
       const lr = str(v["pretrain-lr"]);
-      const pretrain = steps ? { steps, images: int(v["pretrain-images"], "--pretrain-images"), batchSize: int(v["pretrain-batch"], "--pretrain-batch"), lr: lr === undefined ? undefined : Number(lr) } : undefined;
+      const tokens = str(v["pretrain-tokens"]);
+      const pretrain = steps
+        ? { steps, images: int(v["pretrain-images"], "--pretrain-images"), batchSize: int(v["pretrain-batch"], "--pretrain-batch"), lr: lr === undefined ? undefined : Number(lr), tokenSets: tokens === undefined ? undefined : parseTokenSets(tokens) }
+        : undefined;
+      if (v.continue) {
+        if (!pretrain) throw new Error("vzt make-tiny --continue: --pretrain-steps N is required (the updates of the new stage)");
+        const r = await pretrainTiny(out, { ...pretrain, seed: int(v.seed, "--seed") ?? 1, continue: true });
+        console.log(`continued the pretraining of ${out} for ${steps} steps: loss ${r.firstLoss.toFixed(3)} -> ${r.lastLoss.toFixed(3)}`);
+        return;
+      }
       const r = await makeTiny(out, { seed: int(v.seed, "--seed"), llmLayers: int(v["llm-layers"], "--llm-layers"), pretrain });
       console.log(`tiny models written to ${out}${r ? ` (pretrained ${steps} steps: loss ${r.firstLoss.toFixed(3)} -> ${r.lastLoss.toFixed(3)})` : ""}`);
     },

@@ -78,6 +78,17 @@ export const PRETRAIN_TOKEN_SETS: readonly TokenSetSpec[] = [
   { reducer: "random", params: { budget: 64 } },
 ];
 
+/** "none" | "pool@64,random@64" -> token sets (reducer@budget; "none" keeps every patch). */
+export function parseTokenSets(text: string): TokenSetSpec[] {
+  return text.split(",").map((part): TokenSetSpec => {
+    const m = /^\s*([a-z_]+)\s*(?:@\s*(\d+))?\s*$/.exec(part);
+    if (!m) throw new ConfigError([`token set ${JSON.stringify(part)}: expected reducer@budget (pool@64) or none`]);
+    if (m[1] === "none") return { reducer: "none", params: {} };
+    if (m[2] === undefined) throw new ConfigError([`token set ${JSON.stringify(part)}: ${m[1]} needs a budget (${m[1]}@64)`]);
+    return { reducer: m[1]!, params: { budget: Number(m[2]) } };
+  });
+}
+
 export const PRETRAIN_DEFAULTS = { batchSize: 16, lr: 3e-3, images: 256, dataSeedOffset: 1_000_000, encodeBatch: 8, weightDecay: 0, maxGradNorm: 1 } as const;
 
 export interface PretrainResult {

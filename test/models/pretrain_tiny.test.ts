@@ -3,7 +3,7 @@
 // the tower and the untrained projector are kept, the folders load through loadVlm, and a second run is refused.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { fileHashes } from "../helpers.js";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -15,7 +15,7 @@ import { readLlmConfig } from "../../models/llm_config.js";
 import { loadVlm } from "../../models/llava.js";
 import { loadLanguageModel } from "../../models/llama.js";
 import { makeTiny } from "../../models/make_tiny.js";
-import { CAPTION_QUESTION, llmHfTensors, pretrainTiny, pretrainingData, type PretrainOptions, type PretrainResult } from "../../models/pretrain_tiny.js";
+import { CAPTION_QUESTION, llmHfTensors, parseTokenSets, pretrainTiny, pretrainingData, type PretrainOptions, type PretrainResult } from "../../models/pretrain_tiny.js";
 import { POSITIONS } from "../../data/shapes.js";
 import { loadTokenizer } from "../../data/tokenizer.js";
 import { readSafetensors } from "../../models/safetensors.js";
@@ -151,6 +151,39 @@ test("[wasm] written folders: tower and untrained projector kept, LLM trained, a
 
 test("[wasm] an already pretrained folder is refused", async () => {
   await assert.rejects(() => pretrainTiny(A, { seed: 7, ...SMALL }), (e: unknown) => e instanceof ConfigError && /already pretrained/.test(e.message));
+});
+
+test("[wasm] continue: a second stage starts from the pretrained weights, keeps projector_init, appends to pretrain.json", async () => {
+  await setBackend("wasm", { quiet: true });
+  const E = path.join(tmp, "e");
+  await makeTiny(E, { seed: 1 });
+  await assert.rejects(() => pretrainTiny(E, { seed: 3, ...SMALL, continue: true }), (e: unknown) => e instanceof ConfigError && /only a pretrained folder can be continued/.test(e.message));
+  await pretrainTiny(E, { seed: 7, ...SMALL });
+  const before = await fileHashes(E);
+  const first = JSON.parse(await readFile(path.join(E, "pretrain.json"), "utf8")) as { losses: number[]; tokenSets: unknown };
+  assert.deepEqual(parseTokenSets("none"), [{ reducer: "none", params: {} }]);
+  const tokenSets = parseTokenSets("random@64");
+  // The first stage's scenes again (seed 7), now with random 64-patch sets only.
+  const r = await assertNoTensorLeak("continue", () => pretrainTiny(E, { seed: 7, ...SMALL, steps: 3, tokenSets, continue: true }));
+  const after = await fileHashes(E);
+  assert.equal(after.get("projector_init/model.safetensors"), before.get("projector_init/model.safetensors"), "projector_init stays the untrained projector");
+  assert.equal(after.get("clip/model.safetensors"), before.get("clip/model.safetensors"));
+  assert.notEqual(after.get("llm/model.safetensors"), before.get("llm/model.safetensors"));
+  assert.notEqual(after.get("projector/model.safetensors"), before.get("projector/model.safetensors"));
+  const recipe = JSON.parse(await readFile(path.join(E, "pretrain.json"), "utf8")) as { losses: number[]; tokenSets: unknown; stages: { steps: number; tokenSets: unknown; losses: number[] }[] };
+  assert.deepEqual(recipe.losses, first.losses, "the first stage stays at the top");
+  assert.deepEqual(recipe.tokenSets, first.tokenSets);
+  assert.equal(recipe.stages.length, 1);
+  assert.equal(recipe.stages[0]!.steps, 3);
+  assert.deepEqual(recipe.stages[0]!.tokenSets, tokenSets);
+  assert.deepEqual(recipe.stages[0]!.losses, r.losses.map((x) => Number(x.toFixed(6))));
+  // It continues, it does not restart: the same stage (data, batches, token sets) from fresh weights starts higher.
+  const F = path.join(tmp, "f");
+  await makeTiny(F, { seed: 1 });
+  const fresh = await pretrainTiny(F, { seed: 7, ...SMALL, steps: 1, tokenSets, dryRun: true });
+  assert.ok(r.losses[0]! < 0.7 * fresh.losses[0]!, `continued stage starts at ${r.losses[0]}, the same stage from fresh weights at ${fresh.losses[0]}`);
+  assert.throws(() => parseTokenSets("pool"), /pool needs a budget/);
+  assert.deepEqual(parseTokenSets("pool@64, random@64"), [{ reducer: "pool", params: { budget: 64 } }, { reducer: "random", params: { budget: 64 } }]);
 });
 
 test("[cpu] two updates on one scene lower the loss", async () => {
