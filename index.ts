@@ -1,7 +1,8 @@
 // The package entry: the library API of visionzip-tune. The CLI (cli.ts) is a thin layer over these functions.
 
 // Tensors and backends
-export { tf, setBackend, resolveBackendName, BACKENDS, type BackendName } from "./core/backend.js";
+export { tf, setBackend, resolveBackendName, describeBackend, BACKENDS, type BackendName } from "./core/backend.js";
+export { installWasmThreads, wantedWasmThreads, wasmThreadsInUse, MAX_WASM_THREADS } from "./core/wasm_threads.js";
 export { WeightsError, ConfigError, DataError, HubError } from "./core/errors.js";
 export { createRng, rngFromState, type Rng, type RngState } from "./core/rng.js";
 
@@ -20,7 +21,7 @@ export {
   buildProjector, loadProjector, projectorTensors, projectorConfigJson, gelu,
   type Projector, type ProjectorSpec, type ProjectorType, type ProjectorNaming,
 } from "./models/projector.js";
-export { loadLanguageModel, createLanguageModel, type LanguageModel, type ForwardInput, type ForwardOutput } from "./models/llama.js";
+export { loadLanguageModel, createLanguageModel, type LanguageModel, type LanguageModelOptions, type ForwardInput, type ForwardOutput } from "./models/llama.js";
 export { greedyGenerate, type GenerateOptions } from "./models/generate.js";
 export { KVCache } from "./models/kv_cache.js";
 export { readLlmConfig, parseLlmConfig, type LlmConfig } from "./models/llm_config.js";

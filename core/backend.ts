@@ -4,7 +4,9 @@ import * as tf from "@tensorflow/tfjs";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { installWasmFusedMatMulFix } from "./wasm_fused_matmul.js";
 import { installWasmMatMulFastPath } from "./wasm_kernels.js";
+import { installWasmThreads, wasmThreadsInUse } from "./wasm_threads.js";
 
 export { tf };
 
@@ -49,8 +51,12 @@ async function tryWasm(): Promise<string | undefined> {
       setWasmPaths(path.join(dir, "dist") + path.sep);
       wasmPathsSet = true;
     }
+    // Both cores: tfjs's threaded SIMD build through worker_threads (VZT_THREADS, default all cores; see
+    // core/wasm_threads.ts for why tfjs alone stays on one thread in Node). Fixed once the backend is up.
+    installWasmThreads();
     if (!(await tf.setBackend("wasm"))) return "wasm: did not initialise";
     installWasmMatMulFastPath();
+    installWasmFusedMatMulFix();
     return undefined;
   } catch (e) {
     return `wasm: ${(e as Error).message}`;
@@ -80,19 +86,27 @@ export async function setBackend(name?: BackendName, opts: { quiet?: boolean } =
     if (tf.getBackend() === tfName(wanted) && tf.findBackend(tfName(wanted))) return tf.getBackend();
     const why = await TRY[wanted]();
     if (why) throw new Error(`backend "${wanted}" is not available: ${why}`);
-    if (!opts.quiet) log(`backend: ${tf.getBackend()} (requested)`);
+    if (!opts.quiet) log(`backend: ${describeBackend()} (requested)`);
     return tf.getBackend();
   }
   const skipped: string[] = [];
   for (const candidate of ["tensorflow", "wasm", "cpu"] as const) {
     const why = await TRY[candidate]();
     if (!why) {
-      if (!opts.quiet) log(`backend: ${tf.getBackend()} (auto${skipped.length ? `; skipped ${skipped.join("; ")}` : ""})`);
+      if (!opts.quiet) log(`backend: ${describeBackend()} (auto${skipped.length ? `; skipped ${skipped.join("; ")}` : ""})`);
       return tf.getBackend();
     }
     skipped.push(why);
   }
   throw new Error(`no tensor backend could be initialised: ${skipped.join("; ")}`);
+}
+
+/** "wasm (2 threads)", "cpu", "tensorflow". */
+export function describeBackend(): string {
+  const b = tf.getBackend();
+  if (b !== "wasm") return b;
+  const n = wasmThreadsInUse();
+  return `wasm (${n} thread${n === 1 ? "" : "s"})`;
 }
 
 function tfName(name: Exclude<BackendName, "auto">): string {

@@ -20,5 +20,8 @@ if (files.length === 0) {
   console.error(`no test files found under dist/test${filter ? ` matching "${filter}"` : ""}`);
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", ...files], { stdio: "inherit" });
+// Two test files run at once, so each uses one wasm thread (VZT_THREADS) unless the caller says otherwise;
+// test/core/wasm_threads.test.ts runs its own 1- and 2-thread children.
+const env = { ...process.env, VZT_THREADS: process.env.VZT_THREADS ?? "1" };
+const r = spawnSync(process.execPath, ["--test", "--test-concurrency=2", ...files], { stdio: "inherit", env });
 process.exit(r.status ?? 1);
