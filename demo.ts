@@ -11,6 +11,7 @@ import { info } from "./core/log.js";
 import { makeShapesData } from "./data/make_data.js";
 import { compareResults } from "./eval/compare.js";
 import { runEval } from "./eval/recipe.js";
+import { accuracyEval } from "./eval/training_eval.js";
 import { makeTiny } from "./models/make_tiny.js";
 import { installPretrained } from "./models/pretrain_tiny.js";
 import { runTraining } from "./train/recipe.js";
@@ -42,11 +43,11 @@ export async function runDemo(opts: DemoOptions = {}): Promise<void> {
     await makeShapesData({ out: shapes, seed: 0, progress: true });
   }
 
-  const sets = [`output_dir=${path.join(root, "demo")}`, `model.llava=${path.join(tiny, "llava")}`, `model.projector=${path.join(tiny, "projector")}`, `data.train=${path.join(shapes, "train")}`, `data.eval=${path.join(shapes, "eval_vqav2")}`];
+  const sets = [`output_dir=${path.join(root, "demo")}`, `model.llava=${path.join(tiny, "llava")}`, `model.projector=${path.join(tiny, "projector")}`, `data.train=${path.join(shapes, "train")}`, `data.eval=${path.join(shapes, "eval_vqav2")}`, `eval.benchmarks.0.data=${path.join(shapes, "eval_vqav2")}`];
   const cfg = loadConfig("configs/demo.yaml", { sets, purpose: "train" });
   await rm(cfg.output_dir, { recursive: true, force: true }); // the demo starts over each time
   info(`[demo ${secs()}s] training the projector (configs/demo.yaml: VisionZip ${cfg.reducer.dominant}+${cfg.reducer.contextual} tokens, ${cfg.train.max_steps} steps)`);
-  const trained = await runTraining(cfg);
+  const trained = await runTraining(cfg, { periodicEval: accuracyEval(cfg) });
   const first = trained.losses.slice(0, 5);
   const last = trained.losses.slice(-5);
   const mean = (a: number[]) => a.reduce((x, y) => x + y, 0) / Math.max(1, a.length);

@@ -92,6 +92,10 @@ test("configs/demo.yaml (the shipped demo recipe) trains a few steps and the los
       `data.train=${path.join(tmp, "shapes/train")}`,
       "train.max_steps=6",
       "logging.progress=off",
+      // The demo's evaluations during training read checkpoints/shapes (test/eval/training_eval.test.ts covers them).
+      "data.eval=null",
+      "train.eval_every_steps=null",
+      "eval.benchmarks=[]",
     ],
   });
   const r = await runAll(cfg);
