@@ -12,7 +12,8 @@
 // name data the user fills in, so test/configs/shipped.test.ts validates them with checkPaths: false.
 import { ConfigError } from "../core/errors.js";
 import { fieldAt, indexKeys, isDerived, isMapping, nearest, type CheckContext } from "./dsl.js";
-import { applySets, displayPath, readLayers, sourceOf, type Raw } from "./layers.js";
+import { displayPath, readLayers, sourceOf, type Raw } from "./layers.js";
+import { applyOverrides } from "./load_schema.js";
 import { resolveRefs } from "./refs.js";
 import { RUN_CONFIG, type RunConfig } from "./schema.js";
 
@@ -42,7 +43,7 @@ export function loadConfig(file: string, opts: LoadOptions = {}): RunConfig {
   const layers = readLayers(file, cwd);
   // A missing or unparsable file in the chain would only add noise ("missing required key") below: stop here.
   if (layers.problems.length) throw new ConfigError(layers.problems);
-  applySets(layers, opts.sets ?? []);
+  applyOverrides(layers, opts.sets ?? []);
   return finishConfig(layers.raw, { ...opts, cwd, label: top, sources: layers.sources, problems: layers.problems });
 }
 

@@ -26,8 +26,13 @@ export function loadWithSchema<T>(schema: ObjectField<T>, file: string, opts: Sc
   const cwd = opts.cwd ?? process.cwd();
   const layers = readLayers(file, cwd);
   if (layers.problems.length) throw new ConfigError(layers.problems);
-  for (const arg of opts.sets ?? []) if (!setListItem(layers, arg)) applySets(layers, [arg]);
+  applyOverrides(layers, opts.sets ?? []);
   return finish(schema, layers.raw, { ...opts, cwd, label: displayPath(file, cwd), sources: layers.sources, problems: layers.problems });
+}
+
+/** `--set` overrides in order, list items included (`benchmarks.0.data=...` or `benchmarks[0].data=...`). */
+export function applyOverrides(layers: Layered, sets: readonly string[]): void {
+  for (const arg of sets) if (!setListItem(layers, arg)) applySets(layers, [arg]);
 }
 
 /** Validates a plain object against `schema` (references resolved, defaults filled); `label` names it in problems. */

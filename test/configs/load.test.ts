@@ -391,3 +391,9 @@ test("references resolve inside mappings that are list items (eval.benchmarks[i]
   assert.deepEqual(c.eval.benchmarks[1]!.data, ["data/train/pope"]);
   assert.equal(c.eval.limit, 40); // schema default
 });
+
+test("--set reaches list items of a training config (eval.benchmarks.0.data / eval.benchmarks[0].data)", () => {
+  const text = BASE + "eval:\n  benchmarks:\n    - name: shapes_vqav2\n      data: a\n    - name: shapes_pope\n      data: b\n";
+  const c = load({ "configs/run.yaml": text }, "configs/run.yaml", { sets: ["eval.benchmarks.0.data=x/vqa", "eval.benchmarks[1].data=y/pope"] });
+  assert.deepEqual(c.eval.benchmarks.map((b) => b.data), ["x/vqa", "y/pope"]);
+});
