@@ -32,7 +32,10 @@ export async function ensureDemoAssets(progress: (line: string) => void): Promis
   return { root, tiny, shapes };
 }
 
-/** `--set` overrides that point configs/demo.yaml at the assets, an output folder and a backend. */
+/**
+ * `--set` overrides that point configs/demo.yaml at the assets, an output folder and a backend. The demo's
+ * evaluations during training are off: the figures time training steps.
+ */
 export function demoSets(a: DemoAssets, outputDir: string, backend: string, extra: readonly string[] = []): string[] {
   return [
     `output_dir=${outputDir}`,
@@ -41,6 +44,9 @@ export function demoSets(a: DemoAssets, outputDir: string, backend: string, extr
     `data.train=${path.join(a.shapes, "train")}`,
     `runtime.backend=${backend}`,
     "logging.tensorboard=false",
+    "data.eval=null",
+    "train.eval_every_steps=null",
+    "eval.benchmarks=[]",
     ...extra,
   ];
 }
