@@ -52,8 +52,8 @@ function finish<T>(schema: ObjectField<T>, raw: Raw, o: FinishOptions): T {
   const keys = indexKeys(schema as ObjectField<unknown>);
   const problems = [...o.problems];
   const where = (key: string) => sourceOf(o.sources, key, o.label);
-  // configs/refs.ts addresses keys by dotted paths only, so a list of mappings (benchmarks: [{name, data}, ...]) is
-  // resolved as a mapping keyed "0", "1", ... and turned back into a list afterwards.
+  // A list of mappings (benchmarks: [{name, data}, ...]) is resolved as a mapping keyed "0", "1", ... and turned back
+  // into a list afterwards, so eval configs may also reference list items as ${benchmarks.0.data}.
   const refs = resolveRefs(listsAsMappings(raw) as Raw, {
     env: o.env ?? process.env,
     defaultOf: (key) => {

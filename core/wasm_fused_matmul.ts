@@ -6,12 +6,7 @@
 // explicitly, fold A's batch dims into rows when B has none (one XNNPACK product, as for 2-D), and, for a batched B,
 // run the product unfused and then the bias and activation kernels.
 import * as tf from "@tensorflow/tfjs";
-
-interface TensorInfoLike {
-  dataId: object;
-  shape: number[];
-  dtype: string;
-}
+import { swapLastTwo, type TensorInfoLike } from "./wasm_kernels.js";
 
 interface FusedAttrs {
   transposeA: boolean;
@@ -39,15 +34,14 @@ export function installWasmFusedMatMulFix(): void {
       (name === "_FusedMatMul" ? orig : tf.getKernel(name, "wasm")!).kernelFunc({ inputs: ins as never, backend, attrs: at as never }) as TensorInfoLike;
     const temps: TensorInfoLike[] = [];
     const temp = (t: TensorInfoLike) => (temps.push(t), t);
-    const swapLast = (x: TensorInfoLike) => x.shape.map((_, i, s) => (i < s.length - 2 ? i : i === s.length - 2 ? s.length - 1 : s.length - 2));
     if (!attrs.transposeA && !attrs.transposeB && prod((inputs.a as TensorInfoLike).shape.slice(0, -2)) === 1 && prod((inputs.b as TensorInfoLike).shape.slice(0, -2)) === 1) {
       return orig.kernelFunc(args); // already XNNPACK's path
     }
     try {
       let a = inputs.a as TensorInfoLike;
       let b = inputs.b as TensorInfoLike;
-      if (attrs.transposeA) a = temp(call("Transpose", { x: a }, { perm: swapLast(a) }));
-      if (attrs.transposeB) b = temp(call("Transpose", { x: b }, { perm: swapLast(b) }));
+      if (attrs.transposeA) a = temp(call("Transpose", { x: a }, { perm: swapLastTwo(a) }));
+      if (attrs.transposeB) b = temp(call("Transpose", { x: b }, { perm: swapLastTwo(b) }));
       const m = a.shape[a.shape.length - 2]!;
       const kk = a.shape[a.shape.length - 1]!;
       const n = b.shape[b.shape.length - 1]!;

@@ -5,10 +5,17 @@
 // plain kernel: the same numbers, on every caller, with no change to model code.
 import * as tf from "@tensorflow/tfjs";
 
-interface TensorInfoLike {
+/** What a kernel sees of a tensor (tfjs's TensorInfo, as the kernel registry hands it over). */
+export interface TensorInfoLike {
   dataId: object;
   shape: number[];
   dtype: string;
+}
+
+/** The Transpose perm that swaps the last two axes of `x`. */
+export function swapLastTwo(x: TensorInfoLike): number[] {
+  const r = x.shape.length;
+  return x.shape.map((_, i) => (i < r - 2 ? i : i === r - 2 ? r - 1 : r - 2));
 }
 
 let installed = false;
@@ -20,14 +27,13 @@ export function installWasmMatMulFastPath(): void {
   const transpose = tf.getKernel("Transpose", "wasm");
   if (!orig || !transpose) return;
   installed = true;
-  const swapLast = (t: TensorInfoLike) => [...t.shape.keys()].map((i, _, a) => (i < a.length - 2 ? i : i === a.length - 2 ? a.length - 1 : a.length - 2));
   const kernelFunc: tf.KernelFunc = (args) => {
     const { inputs, backend, attrs } = args;
     const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
     if (!transposeA && !transposeB) return orig.kernelFunc(args);
     const temps: TensorInfoLike[] = [];
     const flip = (x: TensorInfoLike): TensorInfoLike => {
-      const t = transpose.kernelFunc({ inputs: { x } as never, backend, attrs: { perm: swapLast(x) } as never }) as TensorInfoLike;
+      const t = transpose.kernelFunc({ inputs: { x } as never, backend, attrs: { perm: swapLastTwo(x) } as never }) as TensorInfoLike;
       temps.push(t);
       return t;
     };

@@ -10,6 +10,7 @@ import type { Tokenizer } from "../data/tokenizer.js";
 import { disposeVision, encodeImages, projectVisual, reduceFeatures, type Vlm } from "../models/llava.js";
 import { spliceImageTokens } from "../models/splice.js";
 import type { KVCache } from "../models/kv_cache.js";
+import { decodeStep } from "../models/generate.js";
 import type { Reducer } from "../reduce/reducer.js";
 import type { InLlmReducer } from "../reduce/in_llm.js";
 
@@ -173,13 +174,7 @@ export async function generateBatch(vlm: Vlm, reducer: Reducer, reqs: readonly G
         else if (out[r]!.length >= opts.maxNewTokens) stop[r] = "length";
       });
       if (stop.every(Boolean)) break;
-      const ids = tf.tensor2d(next, [B, 1], "int32");
-      const mask = tf.ones([B, 1]) as tf.Tensor2D;
-      try {
-        logits = vlm.lm.forward({ inputIds: ids, attentionMask: mask, cache, lastLogitsOnly: true }).logits;
-      } finally {
-        tf.dispose([ids, mask]);
-      }
+      logits = decodeStep(vlm.lm, next, cache);
       timings.decodeSteps++;
     }
     timings.decodeMs = performance.now() - t0;

@@ -74,7 +74,6 @@ export async function openSearchEvaluator(cfg: EvalConfig, opts: SearchEvalOptio
       ...(opts.quiet ? { quiet: true } : {}),
       ...(opts.generate ? { generate: opts.generate } : {}),
     });
-    if (scorer.items === 0) throw new ConfigError([`search: the search split of ${name} has no items (${JSON.stringify(dataSpec)})`]);
     const lm = vlm.lm.config;
     const numVisual = vlm.tower.config.numPositions - 1;
     const none = buildReducer("none");

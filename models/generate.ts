@@ -1,7 +1,20 @@
 // Greedy decoding with the KV cache: prefill the (left-padded) prompts once, then one token per step; a row stops
 // after it emits an EOS id (the EOS id is its last output).
 import { tf } from "../core/backend.js";
+import type { KVCache } from "./kv_cache.js";
 import type { LanguageModel } from "./llama.js";
+
+/** One cached decode step: each row's next id [B] -> last-position logits [B, 1, V] (the cache grows by one). */
+export function decodeStep(lm: LanguageModel, next: readonly number[], cache: KVCache): tf.Tensor3D {
+  const B = next.length;
+  const ids = tf.tensor2d(next as number[], [B, 1], "int32");
+  const mask = tf.ones([B, 1]) as tf.Tensor2D;
+  try {
+    return lm.forward({ inputIds: ids, attentionMask: mask, cache, lastLogitsOnly: true }).logits;
+  } finally {
+    tf.dispose([ids, mask]);
+  }
+}
 
 export interface GenerateOptions {
   maxNewTokens: number;

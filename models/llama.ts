@@ -330,8 +330,8 @@ function swiGlu(x: tf.Tensor3D, lw: DecoderLayerWeights, I: number): tf.Tensor3D
 function blockedMlp(x: tf.Tensor3D, m: BlockedMlp): tf.Tensor3D {
   const [B, T, C] = x.shape;
   const x2 = x.reshape([B * T, C]);
-  const gate = (blk: BlockedMlp["blocks"][number]) => tf.fused.matMul({ a: x2, b: blk.gate.w, ...(blk.gate.b ? { bias: blk.gate.b } : {}) }); // [B·T, w]
-  const up = (blk: BlockedMlp["blocks"][number]) => tf.fused.matMul({ a: x2, b: blk.up.w, ...(blk.up.b ? { bias: blk.up.b } : {}) }); // [B·T, w]
+  const gate = (blk: BlockedMlp["blocks"][number]) => blockProduct(x2, blk.gate); // [B·T, w]
+  const up = (blk: BlockedMlp["blocks"][number]) => blockProduct(x2, blk.up); // [B·T, w]
   let parts: tf.Tensor2D[];
   if (B * T <= FEW_ROWS && m.blocks.length > 1) {
     const g = tf.concat(m.blocks.map(gate), 1); // [B·T, I]
@@ -351,11 +351,16 @@ function blockedMlp(x: tf.Tensor3D, m: BlockedMlp): tf.Tensor3D {
 /** Rows up to which blockedMlp runs the activation once over all blocks. */
 const FEW_ROWS = 8;
 
+/** x2 [rows, in] · one block's kernel (+ its bias) -> [rows, width]. */
+function blockProduct(x2: tf.Tensor, l: Linear): tf.Tensor2D {
+  return tf.fused.matMul({ a: x2 as tf.Tensor2D, b: l.w, ...(l.b ? { bias: l.b } : {}) }) as tf.Tensor2D;
+}
+
 /** [B, T, in] · column blocks -> [B, T, out]. */
 function blockedLinear(x: tf.Tensor3D, blocks: BlockedLinear): tf.Tensor3D {
   const [B, T, C] = x.shape;
   const x2 = x.reshape([B * T, C]);
-  const ys = blocks.map((l) => tf.fused.matMul({ a: x2, b: l.w, ...(l.b ? { bias: l.b } : {}) }));
+  const ys = blocks.map((l) => blockProduct(x2, l));
   const y = ys.length === 1 ? ys[0]! : tf.concat(ys, 1);
   return y.reshape([B, T, y.shape[1]!]);
 }

@@ -17,7 +17,7 @@ import type { Reducer, ReduceResult } from "../reduce/reducer.js";
 import type { InLlmReducer, ReductionTrace } from "../reduce/in_llm.js";
 import { loadVisionTower, type VisionOutput, type VisionTower } from "./clip_vision.js";
 import { readConfigJson, type Json } from "./config_json.js";
-import type { GenerateOptions } from "./generate.js";
+import { decodeStep, type GenerateOptions } from "./generate.js";
 import { resolveModelDir } from "./hub.js";
 import { loadLanguageModel, type ForwardOutput, type LanguageModel } from "./llama.js";
 import { buildProjector, loadProjector, type Projector, type ProjectorType } from "./projector.js";
@@ -396,13 +396,7 @@ export async function vlmGenerate(vlm: Vlm, batch: VlmBatch, reducer: Reducer, o
         if (eos.has(t)) done[r] = true;
       });
       if (step + 1 >= opts.maxNewTokens || done.every(Boolean)) break;
-      const ids = tf.tensor2d(next, [B, 1], "int32");
-      const mask = tf.ones([B, 1]) as tf.Tensor2D;
-      try {
-        logits = vlm.lm.forward({ inputIds: ids, attentionMask: mask, cache, lastLogitsOnly: true }).logits;
-      } finally {
-        tf.dispose([ids, mask]);
-      }
+      logits = decodeStep(vlm.lm, next, cache);
     }
   } finally {
     tf.dispose([sp.inputsEmbeds, sp.attentionMask]);
