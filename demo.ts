@@ -1,7 +1,8 @@
 // `npm run demo`: the product's main job on the embedded tiny models, end to end, in a few minutes on 2 CPU cores:
-// tiny models + shapes data (made once) -> projector-only tuning with VisionZip 54+10 (configs/demo.yaml) -> export
-// -> eval of the released (untuned) and the tuned projector at several budgets (configs/eval/demo.yaml) -> where it all is.
-import { existsSync } from "node:fs";
+// tiny models + shapes data (made once) -> projector-only training with VisionZip 54+10 (configs/demo.yaml) -> export
+// -> eval of the untrained and the tuned projector at several budgets (configs/eval/demo.yaml), the released tiny
+// projector beside them for reference -> where it all is.
+import { existsSync, readFileSync } from "node:fs";
 import { rm } from "node:fs/promises";
 import path from "node:path";
 import { loadEvalConfig } from "./configs/eval_schema.js";
@@ -10,6 +11,7 @@ import { setBackend, resolveBackendName } from "./core/backend.js";
 import { info } from "./core/log.js";
 import { makeShapesData } from "./data/make_data.js";
 import { compareResults } from "./eval/compare.js";
+import type { EvalResults } from "./eval/aggregate.js";
 import { runEval } from "./eval/recipe.js";
 import { accuracyEval } from "./eval/training_eval.js";
 import { makeTiny } from "./models/make_tiny.js";
@@ -43,7 +45,7 @@ export async function runDemo(opts: DemoOptions = {}): Promise<void> {
     await makeShapesData({ out: shapes, seed: 0, progress: true });
   }
 
-  const sets = [`output_dir=${path.join(root, "demo")}`, `model.llava=${path.join(tiny, "llava")}`, `model.projector=${path.join(tiny, "projector")}`, `data.train=${path.join(shapes, "train")}`, `data.eval=${path.join(shapes, "eval_vqav2")}`, `eval.benchmarks.0.data=${path.join(shapes, "eval_vqav2")}`];
+  const sets = [`output_dir=${path.join(root, "demo")}`, `model.llava=${path.join(tiny, "llava")}`, `model.projector=${path.join(tiny, "projector_init")}`, `data.train=${path.join(shapes, "train")}`, `data.eval=${path.join(shapes, "eval_vqav2")}`, `eval.benchmarks.0.data=${path.join(shapes, "eval_vqav2")}`];
   const cfg = loadConfig("configs/demo.yaml", { sets, purpose: "train" });
   await rm(cfg.output_dir, { recursive: true, force: true }); // the demo starts over each time
   info(`[demo ${secs()}s] training the projector (configs/demo.yaml: VisionZip ${cfg.reducer.dominant}+${cfg.reducer.contextual} tokens, ${cfg.train.max_steps} steps)`);
@@ -57,29 +59,43 @@ export async function runDemo(opts: DemoOptions = {}): Promise<void> {
   const exported = await exportProjector({ checkpoint: trained.lastCheckpoint!, format: "llava", out: exportDir });
   info(`[demo ${secs()}s] exported the tuned projector: ${exported.file}`);
 
-  const evalSets = (name: string, projector: string) => [`output_dir=${path.join(root, name)}`, `model.llava=${path.join(tiny, "llava")}`, `model.projector=${projector}`, `benchmarks.0.data=${path.join(shapes, "eval_vqav2")}`, `benchmarks.1.data=${path.join(shapes, "eval_pope")}`];
-  const runs: [string, string, string][] = [
-    // As in VisionZip's efficient tuning: the released projector, before and after tuning on VisionZip tokens.
-    ["released projector, not tuned for VisionZip tokens", "eval-untuned", path.join(tiny, "projector")],
-    ["tuned projector", "eval-tuned", exportDir],
+  const evalSets = (name: string, projector: string, extra: string[] = []) => [`output_dir=${path.join(root, name)}`, `model.llava=${path.join(tiny, "llava")}`, `model.projector=${projector}`, `benchmarks.0.data=${path.join(shapes, "eval_vqav2")}`, `benchmarks.1.data=${path.join(shapes, "eval_pope")}`, ...extra];
+  const cell = `visionzip@${cfg.reducer.dominant! + cfg.reducer.contextual!}`;
+  const runs: [string, string, string, string[]][] = [
+    ["untrained projector (the run's starting point)", "eval-untrained", cfg.model.projector!, []],
+    ["tuned projector", "eval-tuned", exportDir, []],
+    // For reference: the projector pretrained with the tiny LLM (on pooled and random 64-token sets), at the trained cell.
+    ["released tiny projector, for reference", "eval-released", path.join(tiny, "projector"), [`grid=[${cell}]`]],
   ];
-  const results: string[] = [];
-  for (const [what, name, projector] of runs) {
-    const out = path.join(root, name);
-    await rm(out, { recursive: true, force: true });
+  const results: EvalResults[] = [];
+  for (const [what, name, projector, extra] of runs) {
+    await rm(path.join(root, name), { recursive: true, force: true });
     info(`[demo ${secs()}s] evaluating the ${what} (configs/eval/demo.yaml)`);
-    const r = await runEval(loadEvalConfig("configs/eval/demo.yaml", { sets: evalSets(name, projector) }), { quiet: true });
-    results.push(path.join(r.outputDir, "results.json"));
+    const r = await runEval(loadEvalConfig("configs/eval/demo.yaml", { sets: evalSets(name, projector, extra) }), { quiet: true });
+    results.push(r.results!);
   }
-  console.log(`\nA = the released projector, not tuned for VisionZip tokens; B = tuned (${cfg.train.max_steps} steps)\n` + compareResults(results[0]!, results[1]!).text);
+  const [untrained, tuned, released] = results as [EvalResults, EvalResults, EvalResults];
+  console.log(`\nA = the untrained projector; B = tuned (${cfg.train.max_steps} steps of projector-only training on ${cell} tokens)\n` + compareResults(untrained, tuned).text);
+  const scores = (r: EvalResults) => Object.entries(r.results[cell] ?? {}).map(([bench, s]) => `${bench} ${s.primary} ${s.score.toFixed(1)}`).join(", ");
+  console.log(`held-out loss on ${cfg.data.eval}: ${heldOut(cfg.output_dir)}`);
+  console.log(`at ${cell}: untrained ${scores(untrained)}; tuned ${scores(tuned)}; released tiny projector (reference) ${scores(released)}\n`);
   console.log(
     [
       `demo done in ${secs()} s.`,
       `  training run:   ${cfg.output_dir}  (config.yaml, metrics.jsonl, step_*/ checkpoints)`,
       `  tuned projector: ${exported.file}  (LLaVA names; vzt export --format hf for llava-hf names)`,
-      `  eval reports:   ${path.join(root, "eval-untuned", "report.md")}, ${path.join(root, "eval-tuned", "report.md")} (+ results.json, SVG plots)`,
+      `  eval reports:   ${path.join(root, "eval-untrained", "report.md")}, ${path.join(root, "eval-tuned", "report.md")} (+ results.json, SVG plots)`,
       `  TensorBoard:    tensorboard --logdir ${path.join(cfg.output_dir, "tensorboard")}`,
       `  see the tokens VisionZip keeps: npx vzt visualize --model ${path.join(tiny, "llava")} --image <an image> --out zip.png`,
     ].join("\n"),
   );
+}
+
+/** "0.812 (step 0) -> 0.671 (step 150)": the first and last eval_loss in the run's metrics.jsonl. */
+function heldOut(outputDir: string): string {
+  const rows = readFileSync(path.join(outputDir, "metrics.jsonl"), "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l) as { step: number; eval_loss?: number });
+  const evals = rows.filter((r) => r.eval_loss !== undefined);
+  if (evals.length === 0) return "not measured";
+  const at = (r: { step: number; eval_loss?: number }) => `${r.eval_loss!.toFixed(3)} (step ${r.step})`;
+  return evals.length === 1 ? at(evals[0]!) : `${at(evals[0]!)} -> ${at(evals.at(-1)!)}`;
 }

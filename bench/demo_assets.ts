@@ -34,7 +34,8 @@ export async function ensureDemoAssets(progress: (line: string) => void): Promis
 
 /**
  * `--set` overrides that point configs/demo.yaml at the assets, an output folder and a backend. The demo's
- * evaluations during training are off: the figures time training steps.
+ * evaluations during training and its feature cache are off: the figures time training steps (a figure that wants
+ * the cache sets train.feature_cache=true in `extra`, which comes last and wins).
  */
 export function demoSets(a: DemoAssets, outputDir: string, backend: string, extra: readonly string[] = []): string[] {
   return [
@@ -46,6 +47,8 @@ export function demoSets(a: DemoAssets, outputDir: string, backend: string, extr
     "logging.tensorboard=false",
     "data.eval=null",
     "train.eval_every_steps=null",
+    "train.eval_on_start=false",
+    "train.feature_cache=false",
     "eval.benchmarks=[]",
     ...extra,
   ];

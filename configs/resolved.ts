@@ -4,7 +4,7 @@
 // configHash covers every key that can change the trained weights or the data order. It leaves out
 // HASH_EXCLUDED_KEYS: where outputs go and how often they are written (output_dir, checkpoint.*, logging.*),
 // the tfjs backend (runtime.*: backends agree to float tolerance and a run may resume on another machine), and
-// what only affects evaluation or speed (data.eval, data.prefetch, train.eval_every_steps, train.eval_batches,
+// what only affects evaluation or speed (data.eval, data.prefetch, train.eval_every_steps, train.eval_on_start, train.eval_batches,
 // train.feature_cache: cached features are the same numbers, eval.*).
 import { writeFileAtomicSync } from "../core/atomic.js";
 import { createHash } from "node:crypto";
@@ -23,6 +23,7 @@ export const HASH_EXCLUDED_KEYS: readonly string[] = Object.freeze([
   "data.eval",
   "data.prefetch",
   "train.eval_every_steps",
+  "train.eval_on_start",
   "train.eval_batches",
   "train.feature_cache",
 ]);

@@ -71,6 +71,7 @@ const TRAIN_FIELDS = {
   }),
   max_grad_norm: nullable(num({ gt: 0 }), { default: 1, doc: "global-norm gradient clipping; null = none" }),
   eval_every_steps: nullable(int({ min: 1 }), { doc: "every N steps (and at the end): loss on data.eval and accuracy on eval.benchmarks; null = never", aliases: ["eval_steps"] }),
+  eval_on_start: bool({ default: false, doc: "also evaluate before the first step (step 0, not on resume): the untrained baseline" }),
   eval_batches: nullable(int({ min: 1 }), { doc: "batches per eval; null = all of data.eval" }),
   feature_cache: anyOf<boolean | string>([bool(), pathField()], { default: false, doc: "cache vision features: true = <output_dir>/feature_cache, or a folder" }),
 };
@@ -219,8 +220,9 @@ function checkTrain(t: TrainConfig, key: string, ctx: CheckContext): Checked<Tra
 }
 
 function checkRun(c: RunConfig, _key: string, ctx: CheckContext): Checked<RunConfig> {
-  if (c.train.eval_every_steps !== null && c.data.eval === null && c.eval.benchmarks.length === 0) {
-    ctx.report("data.eval", "missing required key: train.eval_every_steps is set, so data.eval (held-out loss) or eval.benchmarks (accuracy) must say what to evaluate");
+  const evalKey = c.train.eval_every_steps !== null ? "train.eval_every_steps" : c.train.eval_on_start ? "train.eval_on_start" : null;
+  if (evalKey !== null && c.data.eval === null && c.eval.benchmarks.length === 0) {
+    ctx.report("data.eval", `missing required key: ${evalKey} is set, so data.eval (held-out loss) or eval.benchmarks (accuracy) must say what to evaluate`);
     return INVALID;
   }
   const names = new Set<string>();

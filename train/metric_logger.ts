@@ -139,6 +139,7 @@ export class StdoutLogger implements MetricLogger {
     const evals = Object.keys(scalars).filter((k) => k.startsWith("eval_")).map((k) => formatScalar(k, scalars[k]!));
     if (evals.length) this.stream.write(`${this.tty ? "\r\x1b[K" : ""}eval at step ${step}/${this.opts.totalSteps}: ${evals.join(" ")}\n`);
     const shown = this.keys.filter((k) => k in scalars && !k.startsWith("eval_")).map((k) => formatScalar(k, scalars[k]!));
+    if (shown.length === 0) return; // an evaluation alone (train.eval_on_start at step 0)
     if (this.progress) {
       this.progress.update(step - this.startStep, [`step ${step}/${this.opts.totalSteps}`, ...shown].join("  "));
       return;

@@ -77,6 +77,7 @@ export async function train(run: Run, opts: TrainOptions = {}): Promise<TrainSum
   const numTensors: number[] = [];
   let lastCheckpoint: string | undefined;
   let truncated = 0;
+  if (cfg.train.eval_on_start && run.step === 0) run.logger.log(0, await evaluate(run, opts.periodicEval));
   while (run.step < last) {
     const t0 = performance.now();
     const acc = new GradAccumulator();
@@ -112,10 +113,7 @@ export async function train(run: Run, opts: TrainOptions = {}): Promise<TrainSum
       const secs = (performance.now() - t0) / 1000;
       run.metrics = { loss, lr, grad_norm: gradNorm, samples_per_s: samples / secs, tokens_per_s: count / secs, visual_tokens: run.tokensPerImage, num_tensors: tf.memory().numTensors };
       const evalEvery = cfg.train.eval_every_steps;
-      if (evalEvery !== null && (run.step % evalEvery === 0 || run.step === last)) {
-        if (run.evalData) run.metrics.eval_loss = await heldOutLoss(run);
-        if (opts.periodicEval) Object.assign(run.metrics, await opts.periodicEval.evaluate(run));
-      }
+      if (evalEvery !== null && (run.step % evalEvery === 0 || run.step === last)) Object.assign(run.metrics, await evaluate(run, opts.periodicEval));
       run.logger.log(run.step, run.metrics);
     } finally {
       acc.dispose();
@@ -127,6 +125,14 @@ export async function train(run: Run, opts: TrainOptions = {}): Promise<TrainSum
   if (truncated > 0) warn(`${truncated} sample(s) were longer than data.max_length (${cfg.data.max_length}) tokens (visual tokens included) and were cut: raise data.max_length to train on them whole`);
   const featureCache = run.cache ? { hits: run.cache.stats.hits, misses: run.cache.stats.misses } : undefined;
   return { steps: run.step, losses, numTensors, lastCheckpoint, outputDir: cfg.output_dir, featureCache };
+}
+
+/** The held-out loss (data.eval) and the periodic accuracy (eval.benchmarks), as eval_* metrics. */
+async function evaluate(run: Run, periodicEval: PeriodicEval | undefined): Promise<Record<string, number>> {
+  const metrics: Record<string, number> = {};
+  if (run.evalData) metrics.eval_loss = await heldOutLoss(run);
+  if (periodicEval) Object.assign(metrics, await periodicEval.evaluate(run));
+  return metrics;
 }
 
 /** setup -> train -> cleanup. */

@@ -105,7 +105,7 @@ test("unknown key: did you mean the nearest valid name", () => {
   assert.deepEqual(q, [
     'train.lr: unknown key; did you mean "optimizer.lr"? (configs/run.yaml)',
     "train.zzzzzzzz: unknown key; valid keys of train: epochs, max_steps, micro_batch_size, global_batch_size, " +
-      "max_grad_norm, eval_every_steps, eval_batches, feature_cache (configs/run.yaml)",
+      "max_grad_norm, eval_every_steps, eval_on_start, eval_batches, feature_cache (configs/run.yaml)",
   ]);
 });
 
@@ -343,7 +343,7 @@ output_dir: runs/a
   const kept = {
     ...rest,
     data: Object.fromEntries(Object.entries(a.data).filter(([k]) => k !== "eval" && k !== "prefetch")),
-    train: Object.fromEntries(Object.entries(a.train).filter(([k]) => !["eval_every_steps", "eval_batches", "feature_cache"].includes(k))),
+    train: Object.fromEntries(Object.entries(a.train).filter(([k]) => !["eval_every_steps", "eval_on_start", "eval_batches", "feature_cache"].includes(k))),
   };
   assert.equal(configHash(a), createHash("sha256").update(JSON.stringify(sorted(kept))).digest("hex"));
 

@@ -35,14 +35,14 @@ const benchmarks = () => [
   { name: "shapes_pope", data: path.join(tmp, "shapes/eval_pope") },
 ];
 
-const config = (out: string, evalSection: Record<string, unknown>) =>
+const config = (out: string, evalSection: Record<string, unknown>, opts: { train?: Record<string, unknown>; projector?: string } = {}) =>
   configFromObject(
     {
       output_dir: path.join(tmp, out),
-      model: { llava: path.join(tmp, "tiny/llava"), projector: null },
+      model: { llava: path.join(tmp, "tiny/llava"), projector: opts.projector ?? null },
       reducer: { name: "visionzip", dominant: 54, contextual: 10 },
       data: { train: path.join(tmp, "shapes/train"), max_length: 256, prefetch: 1 },
-      train: { max_steps: 3, micro_batch_size: 2, global_batch_size: 2, eval_every_steps: 2 },
+      train: { max_steps: 3, micro_batch_size: 2, global_batch_size: 2, eval_every_steps: 2, ...opts.train },
       optimizer: { lr: 3e-3 },
       checkpoint: { every_steps: 1, keep_last: null },
       logging: { every_steps: 1, tensorboard: false, progress: "off" },
@@ -89,6 +89,31 @@ test("eval.benchmarks are scored every eval_every_steps and at the end, equal to
   }
 });
 
+test("train.eval_on_start scores the starting projector at step 0 (as vzt eval does), not again on resume", async () => {
+  const evalSection = { benchmarks: benchmarks().slice(0, 1), limit: 5, batch_size: 2, max_new_tokens: 3 };
+  // The composite's own projector, so that `vzt eval` with projector: null scores the same weights.
+  const cfg = config("on-start", evalSection, { projector: path.join(tmp, "tiny/llava"), train: { eval_on_start: true, eval_every_steps: null, max_steps: 2 } });
+  const runTo = async (opts: { resume?: string; stopAt?: number }) => {
+    const run = await setup(cfg, { quiet: true, resume: opts.resume });
+    try {
+      await train(run, { periodicEval: accuracyEval(cfg), stopAt: opts.stopAt });
+    } finally {
+      await cleanup(run);
+    }
+  };
+  await runTo({ stopAt: 1 });
+  await runTo({ resume: "latest" });
+  const rows = (await readFile(path.join(cfg.output_dir, "metrics.jsonl"), "utf8")).trim().split("\n").map((l) => JSON.parse(l) as Record<string, number>);
+  const evals = rows.filter((r) => "eval_shapes_vqav2_accuracy" in r);
+  assert.deepEqual(evals.map((r) => r.step), [0], "one evaluation, at step 0, none after the resume");
+  assert.equal(evals[0]!.loss, undefined, "step 0 has no training loss");
+  const r = await runEval(
+    evalConfigFromObject({ output_dir: path.join(tmp, "eval-start"), model: { llava: path.join(tmp, "tiny/llava"), projector: null }, benchmarks: benchmarks().slice(0, 1), grid: ["visionzip@64"], batch_size: 2, max_new_tokens: 3, limit: 5, warmup: false, runtime: { backend: "wasm" } }),
+    { quiet: true },
+  );
+  assert.equal(evals[0]!.eval_shapes_vqav2_accuracy, r.results!.results["visionzip@64"]!.shapes_vqav2!.metrics.accuracy);
+});
+
 test("eval.benchmarks without the harness passed to train() is refused, naming the key and the fix", async () => {
   const cfg = config("refused", { benchmarks: benchmarks().slice(0, 1) });
   const run = await setup(cfg, { quiet: true });
@@ -103,4 +128,5 @@ test("the eval section is validated: unknown benchmark, duplicate, eval_every_st
   assert.throws(() => config("bad1", { benchmarks: [{ name: "shapes_vqa", data: path.join(tmp, "shapes/eval_vqav2") }] }), /eval\.benchmarks\[0\]\.name.*shapes_vqav2/s);
   assert.throws(() => config("bad2", { benchmarks: [...benchmarks().slice(0, 1), ...benchmarks().slice(0, 1)] }), /eval\.benchmarks\[1\]\.name: "shapes_vqav2" is listed twice/);
   assert.throws(() => config("bad3", {}), /train\.eval_every_steps is set, so data\.eval \(held-out loss\) or eval\.benchmarks/);
+  assert.throws(() => config("bad4", {}, { train: { eval_every_steps: null, eval_on_start: true } }), /train\.eval_on_start is set, so data\.eval \(held-out loss\) or eval\.benchmarks/);
 });

@@ -95,6 +95,7 @@ test("configs/demo.yaml (the shipped demo recipe) trains a few steps and the los
       // The demo's evaluations during training read checkpoints/shapes (test/eval/training_eval.test.ts covers them).
       "data.eval=null",
       "train.eval_every_steps=null",
+      "train.eval_on_start=false",
       "eval.benchmarks=[]",
     ],
   });
