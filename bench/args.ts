@@ -104,7 +104,7 @@ export function parseBenchArgs(argv: readonly string[], env: Record<string, stri
     memorySteps: int("--memory-steps", quick ? 3 : 10),
     trainBatch,
     trainMicro,
-    trainRepeats: int("--train-repeats", quick ? 2 : 3),
+    trainRepeats: int("--train-repeats", quick ? 3 : 5),
   };
 }
 

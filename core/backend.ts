@@ -5,7 +5,7 @@ import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { installWasmFusedMatMulFix } from "./wasm_fused_matmul.js";
-import { installWasmMatMulFastPath } from "./wasm_kernels.js";
+import { installWasmMatMulFastPath, installWasmZeroCopyIdentity } from "./wasm_kernels.js";
 import { installWasmThreads, wasmThreadsInUse } from "./wasm_threads.js";
 
 export { tf };
@@ -56,6 +56,7 @@ async function tryWasm(): Promise<string | undefined> {
     installWasmThreads();
     if (!(await tf.setBackend("wasm"))) return "wasm: did not initialise";
     installWasmMatMulFastPath();
+    installWasmZeroCopyIdentity();
     installWasmFusedMatMulFix();
     return undefined;
   } catch (e) {
