@@ -6,7 +6,7 @@
 // explicitly, fold A's batch dims into rows when B has none (one XNNPACK product, as for 2-D), and, for a batched B,
 // run the product unfused and then the bias and activation kernels.
 import * as tf from "@tensorflow/tfjs";
-import { swapLastTwo, type TensorInfoLike } from "./wasm_kernels.js";
+import { replaceWasmKernel, swapLastTwo, type TensorInfoLike } from "./wasm_kernels.js";
 
 interface FusedAttrs {
   transposeA: boolean;
@@ -17,15 +17,12 @@ interface FusedAttrs {
 
 const prod = (xs: readonly number[]) => xs.reduce((p, d) => p * d, 1);
 
-let installed = false;
-
 /** Installs the fixed _FusedMatMul on wasm (idempotent; a no-op where the wasm kernels are not registered). */
 export function installWasmFusedMatMulFix(): void {
-  if (installed) return;
-  const orig = tf.getKernel("_FusedMatMul", "wasm");
-  const need = ["Transpose", "Reshape", "Add", "Relu", "Relu6", "Elu", "Sigmoid", "LeakyRelu", "Prelu"];
-  if (!orig || need.some((n) => !tf.getKernel(n, "wasm"))) return;
-  installed = true;
+  replaceWasmKernel("_FusedMatMul", fixedFusedMatMul, ["Transpose", "Reshape", "Add", "Relu", "Relu6", "Elu", "Sigmoid", "LeakyRelu", "Prelu"]);
+}
+
+function fixedFusedMatMul(orig: tf.KernelConfig): tf.KernelFunc {
   const kernelFunc = (args: Parameters<tf.KernelFunc>[0]): ReturnType<tf.KernelFunc> | TensorInfoLike => {
     const { inputs, backend } = args;
     const attrs = args.attrs as unknown as FusedAttrs;
@@ -75,6 +72,5 @@ export function installWasmFusedMatMulFix(): void {
       for (const t of temps) disposeData(t);
     }
   };
-  tf.unregisterKernel("_FusedMatMul", "wasm");
-  tf.registerKernel({ ...orig, kernelFunc: kernelFunc as tf.KernelFunc });
+  return kernelFunc as tf.KernelFunc;
 }

